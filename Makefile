@@ -1,0 +1,78 @@
+# earl — build, test, benchmark and demo targets. `make demo` and `make test`
+# set up a fresh Debian machine by themselves (through `make deps`).
+
+GO       ?= go
+BIN      := bin
+DEMO     ?= out/demo
+BENCHDIR ?= out/bench
+
+# Debian packages: the build needs HDF5 and OpenBLAS for cgo; the tests
+# check shard files with h5py and .npy files with numpy; the benchmarks run
+# the Python references (torch uses the system BLAS through libopenblas0).
+DEB_BUILD := libhdf5-dev libopenblas-dev pkg-config gcc
+DEB_TEST  := python3-numpy python3-h5py
+DEB_BENCH := python3-torch python3-scipy libopenblas0
+
+export PATH := /usr/local/go/bin:$(PATH)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# apt_install installs the packages in $(1) that are not installed yet, and
+# runs apt-get update once before the first install.
+define apt_install
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+endef
+
+.PHONY: all deps bench-deps build test lint bench demo clean check-go
+
+all: build
+
+check-go:
+	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required (expected at /usr/local/go/bin/go)"; exit 1; }
+
+deps: check-go
+	$(call apt_install,$(DEB_BUILD) $(DEB_TEST))
+
+bench-deps: deps
+	$(call apt_install,$(DEB_BENCH))
+
+build: deps
+	$(GO) build -o $(BIN)/ ./launcher ./worker ./tools
+
+# The whole suite, with ../shared/testdata beside the repository.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+lint: deps
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1 ./...
+
+# Benchmarks, each beside its reference in the same run (see BENCHMARKS.md).
+bench: bench-deps build
+	@mkdir -p $(BENCHDIR)
+	@echo "== micro-benchmarks (go test -bench)"
+	$(GO) test -run '^$$' -bench 'Resample44100|LogMel10s|RealFFT400|DecodeWAV' -benchtime 2s ./shards/audio/
+	@echo "== log-mel: earl vs numpy and torch on the same clips"
+	$(BIN)/tools bench mel --clips 32 --seconds 10 --out $(BENCHDIR)/mel
+	/usr/bin/python3 tools/bench/logmel_ref.py $(BENCHDIR)/mel
+	@echo "== launcher shard end to end: 10-s 44.1 kHz stereo PCM16 WAV, earl vs a numpy/torch/h5py pipeline"
+	$(BIN)/tools bench shard --clips 300 --dir $(BENCHDIR)/shard --json $(BENCHDIR)/shard/earl.json
+	/usr/bin/python3 tools/bench/shard_ref.py $(BENCHDIR)/shard
+
+# The main job on embedded defaults: synthetic audio QA -> shards -> inspect.
+demo: build
+	rm -rf $(DEMO)
+	$(BIN)/tools synth --task mixed --format avqa --n 200 --seed 1 --out $(DEMO)/avqa
+	$(BIN)/launcher shard --in avqa --src $(DEMO)/avqa/train.jsonl --audio-root $(DEMO)/avqa --out $(DEMO)/shards --shard-size 100
+	$(BIN)/launcher inspect $(DEMO)/shards --verify
+
+clean:
+	rm -rf $(BIN) out

@@ -339,20 +339,6 @@ func (r *record) textOrList(key string) ([]string, error) {
 	return []string{s}, nil
 }
 
-// index reads a 0-based index or a label given as an integer number, an
-// integral float literal, or a string holding an integer ("1").
-func (r *record) index(key string) (int, bool, error) {
-	v, ok := r.take(key)
-	if !ok {
-		return 0, false, nil
-	}
-	i, ok := intValue(v)
-	if !ok {
-		return 0, true, Malformed("%q must be an integer, not %s", key, rawText(v))
-	}
-	return i, true, nil
-}
-
 // intValue parses an integer given as a JSON number or a string of digits.
 func intValue(v json.RawMessage) (int, bool) {
 	s, ok := scalarText(v)

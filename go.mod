@@ -1,6 +1,6 @@
 module earl
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/hajimehoshi/go-mp3 v0.3.4

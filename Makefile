@@ -61,8 +61,10 @@ bench: bench-deps build
 	@echo "== micro-benchmarks (go test -bench)"
 	$(GO) test -run '^$$' -bench 'Resample44100|LogMel10s|RealFFT400|DecodeWAV' -benchtime 2s ./shards/audio/
 	@echo "== log-mel: earl vs numpy and torch on the same clips"
-	$(BIN)/tools bench mel --clips 32 --seconds 10 --out $(BENCHDIR)/mel
-	/usr/bin/python3 tools/bench/logmel_ref.py $(BENCHDIR)/mel
+	$(BIN)/tools bench mel --clips 32 --seconds 10 --out $(BENCHDIR)/mel10
+	/usr/bin/python3 tools/bench/logmel_ref.py $(BENCHDIR)/mel10
+	$(BIN)/tools bench mel --clips 16 --seconds 30 --out $(BENCHDIR)/mel30
+	/usr/bin/python3 tools/bench/logmel_ref.py $(BENCHDIR)/mel30
 	@echo "== launcher shard end to end: 10-s 44.1 kHz stereo PCM16 WAV, earl vs a numpy/torch/h5py pipeline"
 	$(BIN)/tools bench shard --clips 300 --dir $(BENCHDIR)/shard --json $(BENCHDIR)/shard/earl.json
 	/usr/bin/python3 tools/bench/shard_ref.py $(BENCHDIR)/shard

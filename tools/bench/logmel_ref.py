@@ -101,7 +101,7 @@ def main():
 
     base = meta["earl_1thread_s"]
     print("log-mel of %d clips of %gs (%s, padded to %d samples)" % (clips, meta["seconds"], meta["family"], n_samples))
-    print("%-52s %10s %12s %18s" % ("implementation", "ms/clip", "vs earl 1t", "max |x - earl|"))
+    print("%-52s %10s %12s %18s" % ("implementation", "ms/clip", "time/earl 1t", "max |x - earl|"))
     for name, t, diff in rows:
         print("%-52s %10.2f %11.2fx %18s" % (name, 1e3 * t / clips, t / base, "-" if diff is None else "%.2e" % diff))
 

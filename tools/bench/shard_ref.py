@@ -2,7 +2,7 @@
 """Reference for `launcher shard` throughput in `make bench`.
 
 The pipeline a researcher would script in Python for the same job, on the
-same clips that `tools bench shard` generated: read each WAV (wave + numpy),
+same clips that `tools bench shard` generated: read each WAV (scipy.io.wavfile),
 average the channels, resample to 16 kHz (scipy.signal.resample_poly, a
 polyphase Kaiser filter), compute the Whisper log-mel with torch.stft
 exactly as transformers' WhisperFeatureExtractor does, and write one
@@ -17,7 +17,6 @@ import multiprocessing as mp
 import os
 import sys
 import time
-import wave
 
 import numpy as np
 
@@ -37,13 +36,12 @@ def _init():
 
 
 def features(path):
+    from scipy.io import wavfile
     from scipy.signal import resample_poly
     torch = _state["torch"]
-    with wave.open(path, "rb") as w:
-        rate, ch, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
-        raw = w.readframes(w.getnframes())
-    assert width == 2, "the benchmark clips are PCM16"
-    x = np.frombuffer(raw, dtype="<i2").reshape(-1, ch).astype(np.float32).mean(axis=1) / 32768.0
+    rate, pcm = wavfile.read(path)
+    assert pcm.dtype == np.int16, "the benchmark clips are PCM16"
+    x = pcm.reshape(len(pcm), -1).astype(np.float32).mean(axis=1) / 32768.0
     if rate != 16000:
         g = np.gcd(rate, 16000)
         x = resample_poly(x, 16000 // g, rate // g).astype(np.float32)
@@ -77,7 +75,7 @@ def main():
     ref = len(clips) / best
     print("%-58s %10s %10s" % ("pipeline (same clips, %d workers)" % workers, "clips/s", "vs ref"))
     print("%-58s %10.1f %9.2fx" % ("earl launcher shard (Go)", earl["clips_per_s"], earl["clips_per_s"] / ref))
-    print("%-58s %10.1f %9.2fx" % ("python: wave+scipy resample_poly+torch.stft+h5py gzip-1", ref, 1.0))
+    print("%-58s %10.1f %9.2fx" % ("python: scipy wavfile+resample_poly, torch.stft, h5py gzip-1", ref, 1.0))
     os.remove(out)
 
 

@@ -90,6 +90,15 @@ func avqaR1(r *record, s Sample) (Sample, error) {
 		return s, err
 	}
 	setChoices(&s, choices, idx)
+	// AVQA's question type ("Which", "Come From", "Happening", ...) and
+	// relation ("View", "Sound", "Both") are its task taxonomy: mapped so
+	// inspect and eval reports can break accuracy down by them.
+	if s.Task, _, err = r.text("question_type"); err != nil {
+		return s, err
+	}
+	if s.Categories, err = r.textOrList("question_relation"); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

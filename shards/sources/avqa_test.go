@@ -22,9 +22,8 @@ func TestAVQAR1(t *testing.T) {
 	wantSample(t, wantOK(t, entries[0]), Sample{
 		ID: "183", Source: "avqa", Audio: "audio/-HG3Omg_89c_000030.wav", Question: "What happened in the video?",
 		Choices:     []string{"motorboat", "Yacht consignment", "Sailboat set sail", "Consignment car"},
-		AnswerIndex: 1, Answer: "Yacht consignment",
-		Extra: map[string]string{"video_name": "-HG3Omg_89c_000030", "video_id": "341", "question_relation": "View",
-			"question_type": "Happening", "dataset_name": "AVQA"},
+		AnswerIndex: 1, Answer: "Yacht consignment", Task: "Happening", Categories: []string{"View"},
+		Extra: map[string]string{"video_name": "-HG3Omg_89c_000030", "video_id": "341", "dataset_name": "AVQA"},
 	})
 	wantSample(t, wantOK(t, entries[1]), Sample{
 		ID: "184", Audio: "abc_000010.wav", Question: "Where is it?", Choices: []string{"park", "street"}, AnswerIndex: 0, Answer: "park",

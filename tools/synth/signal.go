@@ -99,14 +99,15 @@ func generate(task string, r *rand.Rand, rate int, seconds float64) (*question, 
 		q.explanation = fmt.Sprintf("I hear separate short beeps and count them one by one: there are %d.", k)
 	case "pitch":
 		f := []float64{base, base * (1.3 + 0.7*r.Float64())}
-		hi := r.IntN(2)
-		if hi == 0 {
+		hi := 1 // index of the higher tone
+		if r.IntN(2) == 0 {
 			f[0], f[1] = f[1], f[0]
+			hi = 0
 		}
 		c.tone(0.1*seconds, 0.3*seconds, f[0], 0.3)
 		c.tone(0.6*seconds, 0.3*seconds, f[1], 0.3)
 		q.text = "Two tones play one after the other. Which tone is higher in pitch?"
-		q.choices, q.answer = []string{"the first tone", "the second tone"}, 1-hi
+		q.choices, q.answer = []string{"the first tone", "the second tone"}, hi
 		q.category = "Pitch Comparison"
 		q.explanation = fmt.Sprintf("The first tone is near %.0f Hz and the second near %.0f Hz, so the %s is higher.", f[0], f[1], q.choices[q.answer])
 	case "duration":

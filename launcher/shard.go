@@ -91,7 +91,8 @@ func runShard(c *cli.Context) error {
 		rep.Finish()
 	}
 	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("interrupted: complete shards are kept in %s; rerun the same command with --resume to finish", opt.Out)
+		// 130 = 128 + SIGINT, as shells report an interrupted command.
+		return cli.Exit(fmt.Sprintf("interrupted: complete shards are kept in %s; rerun the same command with --resume to finish", opt.Out), 130)
 	}
 	if err != nil {
 		return err

@@ -45,10 +45,12 @@ bench-deps: deps
 build: deps
 	$(GO) build -o $(BIN)/ ./launcher ./worker ./tools
 
-# The whole suite, with ../shared/testdata beside the repository.
+# The whole suite, with ../shared/testdata beside the repository; the
+# concurrent packages run again under the race detector.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race ./shards/ ./launcher/...
 
 lint: deps
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -211,21 +211,9 @@ func (d *Dir) shard(k int) (*shard, error) {
 	return s, nil
 }
 
-func (d *Dir) locate(i int) (k, j int, err error) {
-	if i < 0 || i >= d.Len() {
-		return 0, 0, fmt.Errorf("sample index %d out of range [0, %d)", i, d.Len())
-	}
-	k = sort.Search(len(d.starts), func(k int) bool { return d.starts[k] > i }) - 1
-	return k, i - d.starts[k], nil
-}
-
 // Meta returns sample i's record without features (Mel nil).
 func (d *Dir) Meta(i int) (*Record, error) {
-	k, j, err := d.locate(i)
-	if err != nil {
-		return nil, err
-	}
-	s, err := d.shard(k)
+	s, j, err := d.sample(i)
 	if err != nil {
 		return nil, err
 	}
@@ -235,11 +223,7 @@ func (d *Dir) Meta(i int) (*Record, error) {
 
 // Record returns sample i with its features.
 func (d *Dir) Record(i int) (*Record, error) {
-	k, j, err := d.locate(i)
-	if err != nil {
-		return nil, err
-	}
-	s, err := d.shard(k)
+	s, j, err := d.sample(i)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +232,19 @@ func (d *Dir) Record(i int) (*Record, error) {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// sample finds the open shard holding sample i and its row there.
+func (d *Dir) sample(i int) (*shard, int, error) {
+	if i < 0 || i >= d.Len() {
+		return nil, 0, fmt.Errorf("sample index %d out of range [0, %d)", i, d.Len())
+	}
+	k := sort.Search(len(d.starts), func(k int) bool { return d.starts[k] > i }) - 1
+	s, err := d.shard(k)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s, i - d.starts[k], nil
 }
 
 // Rejects returns every rejected record in annotation order.

@@ -150,7 +150,11 @@ func melCommand() *cli.Command {
 			}
 			x := clip.Samples
 			if clip.SampleRate != cfg.SampleRate {
-				x = audio.Resample(x, clip.SampleRate, cfg.SampleRate)
+				rs, err := audio.NewResampler(clip.SampleRate, cfg.SampleRate)
+				if err != nil {
+					return fmt.Errorf("%s: %w", c.Args().First(), err)
+				}
+				x = rs.Resample(nil, x)
 			}
 			ext, err := audio.NewExtractor(cfg)
 			if err != nil {

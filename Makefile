@@ -10,7 +10,7 @@ BENCHDIR ?= out/bench
 # check shard files with h5py and .npy files with numpy; the benchmarks run
 # the Python references (torch uses the system BLAS through libopenblas0).
 DEB_BUILD := libhdf5-dev libopenblas-dev pkg-config gcc
-DEB_TEST  := python3-numpy python3-h5py
+DEB_TEST  := python3-numpy python3-h5py python3-jinja2
 DEB_BENCH := python3-torch python3-scipy libopenblas0
 
 export PATH := /usr/local/go/bin:$(PATH)

@@ -206,7 +206,11 @@ func parseQwen2Audio(m *rawModel, arch string) (*Config, error) {
 	aud.NWindow, aud.OutputDim = 0, 0
 	c.Text, c.Audio = text, aud
 	c.AudioTokenID = pick(m.AudioTokenIndex, m.AudioTokenID, 151646)
-	c.AudioStartID, c.AudioEndID = 151647, 151648
+	// Released Qwen2-Audio configs do not name the audio_bos / audio_eos
+	// ids (only the tokenizer does); earl writes them for models with
+	// other vocabularies and reads them when present.
+	c.AudioStartID = pick(m.AudioStartTokenID, nil, 151647)
+	c.AudioEndID = pick(m.AudioEndTokenID, nil, 151648)
 	if c.TorchDType == "" {
 		c.TorchDType = textDType(m.TextConfig)
 	}
@@ -480,6 +484,7 @@ func (c *Config) HFJSON() ([]byte, error) {
 			"architectures": []string{"Qwen2AudioForConditionalGeneration"}, "model_type": "qwen2_audio",
 			"audio_token_index": c.AudioTokenID, "audio_config": audio, "text_config": text,
 			"vocab_size": t.VocabSize, "torch_dtype": dtype, "ignore_index": -100,
+			"audio_start_token_id": c.AudioStartID, "audio_end_token_id": c.AudioEndID,
 		}
 	case Qwen25Omni:
 		text["model_type"] = "qwen2_5_omni_text"

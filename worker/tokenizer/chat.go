@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	_ "embed"
 	"fmt"
 	"strings"
 )
@@ -53,6 +54,22 @@ type Message struct {
 // TextMessage is a message holding one text part.
 func TextMessage(role, text string) Message {
 	return Message{Role: role, Parts: []Part{{Text: text}}}
+}
+
+var (
+	//go:embed jinja/qwen2-audio.jinja
+	qwen2AudioJinja string
+	//go:embed jinja/qwen2.5-omni.jinja
+	qwen25OmniJinja string
+)
+
+// Jinja returns the format's chat template in the Jinja form transformers
+// uses, for the chat_template.json of exported model directories.
+func (f ChatFormat) Jinja() string {
+	if f == ChatQwen25Omni {
+		return qwen25OmniJinja
+	}
+	return qwen2AudioJinja
 }
 
 // ParseChatFormat checks a chat format name.

@@ -2,7 +2,6 @@ package tokenizer
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -58,17 +57,14 @@ var conversations = [][]Message{
 // jinja2 with transformers' settings (trim_blocks, lstrip_blocks).
 func TestRenderMatchesJinjaTemplates(t *testing.T) {
 	for _, f := range []ChatFormat{ChatQwen2Audio, ChatQwen25Omni} {
-		tmpl, err := os.ReadFile("testdata/chat/" + string(f) + ".jinja")
-		if err != nil {
-			t.Fatal(err)
-		}
+		tmpl := f.Jinja()
 		for i, conv := range conversations {
 			for _, gen := range []bool{true, false} {
 				got, err := f.Render(conv, gen)
 				if err != nil {
 					t.Fatal(err)
 				}
-				in, _ := json.Marshal(map[string]any{"template": string(tmpl), "messages": jinjaMessages(conv), "gen": gen})
+				in, _ := json.Marshal(map[string]any{"template": tmpl, "messages": jinjaMessages(conv), "gen": gen})
 				want := python3(t, `
 import json, sys, jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment

@@ -46,18 +46,23 @@ func Open(dir string) (*Checkpoint, error) {
 func (c *Checkpoint) Close() error { return c.Weights.Close() }
 
 // Presets are named model sizes for `tools init-model`: random models with
-// the real architecture, small enough for CPU tests and demos.
+// the real architecture, small enough for CPU tests and demos. MinVocab
+// pads the embedding beyond the tokenizer's ids, as Qwen's vocabularies
+// are padded. `small` is the shape issue 4's benchmark names (LM hidden
+// 512, 6 layers, 8 heads, 2 KV heads, intermediate 1408, vocab 4096).
 var Presets = map[string]struct {
-	Text  TextConfig
-	Audio AudioConfig
+	Text     TextConfig
+	Audio    AudioConfig
+	MinVocab int
 }{
 	"tiny": {
 		Text:  TextConfig{HiddenSize: 64, IntermediateSize: 176, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, MaxPositions: 4096},
 		Audio: AudioConfig{NumMelBins: 128, Layers: 2, Heads: 4, FFNDim: 128, DModel: 64, MaxSourcePositions: 1500},
 	},
 	"small": {
-		Text:  TextConfig{HiddenSize: 256, IntermediateSize: 688, NumLayers: 4, NumHeads: 8, NumKVHeads: 2, MaxPositions: 8192},
-		Audio: AudioConfig{NumMelBins: 128, Layers: 4, Heads: 4, FFNDim: 512, DModel: 128, MaxSourcePositions: 1500},
+		Text:     TextConfig{HiddenSize: 512, IntermediateSize: 1408, NumLayers: 6, NumHeads: 8, NumKVHeads: 2, MaxPositions: 8192},
+		Audio:    AudioConfig{NumMelBins: 128, Layers: 4, Heads: 4, FFNDim: 1024, DModel: 256, MaxSourcePositions: 1500},
+		MinVocab: 4096,
 	},
 }
 
@@ -72,7 +77,7 @@ func NewConfig(f Family, preset string, vocabSize, audioID, audioStartID, audioE
 		return nil, fmt.Errorf("unknown model preset %q: use one of %v", preset, PresetNames())
 	}
 	c := &Config{Family: f, Text: p.Text, Audio: p.Audio, AudioTokenID: audioID, AudioStartID: audioStartID, AudioEndID: audioEndID, TorchDType: "bfloat16"}
-	c.Text.VocabSize = vocabSize
+	c.Text.VocabSize = max(vocabSize, p.MinVocab)
 	c.Text.HiddenAct, c.Text.RMSNormEps = "silu", 1e-6
 	c.Text.EOSTokenIDs = eos
 	c.Audio.Activation = "gelu"

@@ -82,7 +82,7 @@ func runInitModel(c *cli.Context) error {
 		params += len(t.Values)
 	}
 	fmt.Printf("wrote a random %s %s model to %s: %d tensors, %.2fM parameters, vocabulary %d (%d used)\n",
-		fam, c.String("preset"), c.String("out"), len(tensors), float64(params)/1e6, vocab, size)
+		fam, c.String("preset"), c.String("out"), len(tensors), float64(params)/1e6, cfg.Text.VocabSize, size)
 	return nil
 }
 

@@ -70,6 +70,12 @@ bench: bench-deps build
 	@echo "== launcher shard end to end: 10-s 44.1 kHz stereo PCM16 WAV, earl vs a numpy/torch/h5py pipeline"
 	$(BIN)/tools bench shard --clips 300 --dir $(BENCHDIR)/shard --json $(BENCHDIR)/shard/earl.json
 	/usr/bin/python3 tools/bench/shard_ref.py $(BENCHDIR)/shard
+	@echo "== tokenizer: earl vs @lenml/tokenizers (transformers.js) on the same mixed text, one core each"
+	$(GO) test -run '^$$' -bench 'EncodeMixed|DecodeMixed' -benchtime 2s -cpu 1 ./worker/tokenizer/
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	npm ci --prefix tools/bench --no-audit --no-fund --loglevel=error
+	$(BIN)/tools tokenize --tokenizer ../shared/testdata/qwen3-tokenizer --bench worker/tokenizer/testdata/bench_mixed.txt --json $(BENCHDIR)/tokenize-earl.json
+	node tools/bench/tokenize_ref.js worker/tokenizer/testdata/bench_mixed.txt ../shared/testdata/qwen3-tokenizer $(BENCHDIR)/tokenize-earl.json
 
 # The main job on embedded defaults: synthetic audio QA -> shards -> inspect.
 demo: build

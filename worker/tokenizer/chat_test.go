@@ -2,7 +2,9 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -181,5 +183,73 @@ func TestExpandAudio(t *testing.T) {
 	}
 	if _, err := ExpandAudio([]int{1000}, 1000, []int{0}); err == nil || !strings.Contains(err.Error(), "too short") {
 		t.Errorf("a zero-token clip: %v", err)
+	}
+}
+
+// Full rendered conversations, audio placeholders expanded, tokenized:
+// ids identical to the independent reference (testdata/gen_chat_expected.mjs:
+// the processors' Jinja templates run by @huggingface/jinja, tokenized by
+// @lenml/tokenizers), on the real Qwen3 tokenizer with the audio tokens at
+// 151646..151648 as in the Qwen2-Audio / Omni tokenizers.
+func TestEncodeChatMatchesReference(t *testing.T) {
+	tok, err := Load("../../../shared/testdata/qwen3-tokenizer/tokenizer.json")
+	if err != nil {
+		t.Fatalf("%v (../shared/testdata must sit beside the repository)", err)
+	}
+	for id, s := range map[int]string{151646: AudioToken, 151647: AudioBOS, 151648: AudioEOS} {
+		if err := tok.AddSpecial(s, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile("testdata/chat_expected.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec struct {
+			Format   ChatFormat `json:"format"`
+			Gen      bool       `json:"add_generation_prompt"`
+			Messages []struct {
+				Role    string          `json:"role"`
+				Content json.RawMessage `json:"content"`
+			} `json:"messages"`
+			AudioTokens []int `json:"audio_tokens"`
+			IDs         []int `json:"ids"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		var msgs []Message
+		for _, m := range rec.Messages {
+			var s string
+			if json.Unmarshal(m.Content, &s) == nil {
+				msgs = append(msgs, TextMessage(m.Role, s))
+				continue
+			}
+			var parts []struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			}
+			if err := json.Unmarshal(m.Content, &parts); err != nil {
+				t.Fatal(err)
+			}
+			msg := Message{Role: m.Role}
+			for _, p := range parts {
+				msg.Parts = append(msg.Parts, Part{Text: p.Text, Audio: p.Type == "audio"})
+			}
+			msgs = append(msgs, msg)
+		}
+		got, err := EncodeChat(tok, rec.Format, msgs, rec.Gen, 151646, rec.AudioTokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, rec.IDs) {
+			t.Errorf("%s conversation %d (gen %v): %d ids, reference %d\n got %v\nwant %v", rec.Format, n, rec.Gen, len(got), len(rec.IDs), got, rec.IDs)
+		}
+		n++
+	}
+	if n != 12 {
+		t.Errorf("%d reference conversations, want 12", n)
 	}
 }

@@ -5,6 +5,7 @@ GO       ?= go
 BIN      := bin
 DEMO     ?= out/demo
 BENCHDIR ?= out/bench
+FUZZTIME ?= 10s
 
 # Debian packages: the build needs HDF5 and OpenBLAS for cgo; the tests
 # check shard files with h5py and .npy files with numpy; the benchmarks run
@@ -51,6 +52,10 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race ./shards/ ./launcher/...
+	@echo "== short fuzz runs of the parsers that read untrusted bytes"
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./worker/ckpt/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) ./worker/tokenizer/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBytes$$' -fuzztime $(FUZZTIME) ./shards/audio/
 
 lint: deps
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -81,6 +81,12 @@ bench: bench-deps build
 	npm ci --prefix tools/bench --no-audit --no-fund --loglevel=error
 	$(BIN)/tools tokenize --tokenizer ../shared/testdata/qwen3-tokenizer --bench worker/tokenizer/testdata/bench_mixed.txt --json $(BENCHDIR)/tokenize-earl.json
 	node tools/bench/tokenize_ref.js worker/tokenizer/testdata/bench_mixed.txt ../shared/testdata/qwen3-tokenizer $(BENCHDIR)/tokenize-earl.json
+	@echo "== kernels/cpu: Linear vs one direct cblas_sgemm (OpenBLAS's own threads) at the small preset's shapes; per-op timings"
+	$(GO) test -run '^$$' -bench . -benchtime 0.5s ./kernels/cpu/ | tee $(BENCHDIR)/kernels-cpu.txt | $(GO) run ./kernels/internal/benchtab
+	@echo "== model: forward + backward of the small preset (batch 4 x 256) against the same architecture in PyTorch, 2 threads"
+	$(BIN)/tools init-model --preset small --seed 1 --out $(BENCHDIR)/small-model
+	$(BIN)/tools bench model --model $(BENCHDIR)/small-model --batch 4 --seq 256 --json $(BENCHDIR)/model-earl.json
+	/usr/bin/python3 tools/bench/model_ref.py $(BENCHDIR)/small-model/config.json $(BENCHDIR)/model-earl.json 2
 
 # The main job on embedded defaults: synthetic audio QA -> shards -> inspect.
 demo: build

@@ -11,9 +11,18 @@
 //     x is (N, C): N rows of C values.
 //   - Backward ops ACCUMULATE into every gradient output (+=), as llm.c
 //     does, so residual branches and shared weights need no extra adds;
-//     the caller zeroes gradient buffers once per step.
+//     the caller zeroes gradient buffers once per step. The exception is
+//     RoPEBackward, which transforms its gradient in place.
 //   - Forward ops overwrite their outputs.
-//   - Ops never allocate: scratch comes from the caller (rule 3).
+//   - A view must hold at least the values its shape needs; ops use its
+//     first ones (a buffer sized for the maxima may be passed whole with a
+//     smaller n). An optional argument — a bias, a gradient that is not
+//     wanted — is skipped when its view is empty (N == 0), and nothing is
+//     written through an empty view.
+//   - Ops never allocate: scratch comes from the caller (rule 3), or is
+//     the device's own, sized by the largest call and then reused.
+//   - A Device runs one op at a time: it is not safe for concurrent use
+//     from several goroutines (like a CUDA stream).
 //   - Buffers of one Device must not be passed to another.
 package kernels
 
@@ -118,13 +127,16 @@ type Device interface {
 	Scale(x T, alpha float32)
 
 	// Gemm: c = alpha * op(a) * op(b) + beta * c, row-major, op(a) is
-	// (m, k) and op(b) is (k, n); lda, ldb, ldc are row strides.
+	// (m, k) and op(b) is (k, n); lda, ldb, ldc are row strides. As in
+	// BLAS, c is not read when beta is 0.
 	Gemm(transA, transB bool, m, n, k int, alpha float32, a T, lda int, b T, ldb int, beta float32, c T, ldc int)
 
 	// Transpose: out (cols, rows) = x (rows, cols)^T.
 	Transpose(out, x T, rows, cols int)
 	// GatherRows: out[i] = src[idx[i]] (rows of C). ScatterRows:
-	// dst[idx[i]] = src[i] (audio embeddings into <|AUDIO|> positions).
+	// dst[idx[i]] = src[i] (audio embeddings into <|AUDIO|> positions);
+	// its indices must be distinct (which row a repeat keeps is the
+	// device's choice). Indices outside the buffer's rows panic.
 	GatherRows(out, src T, idx I, n, c int)
 	ScatterRows(dst, src T, idx I, n, c int)
 
@@ -135,23 +147,29 @@ type Device interface {
 	LinearForward(out, x, w, bias T, n, ic, oc int)
 	LinearBackward(dx, dw, dbias, dout, x, w T, n, ic, oc int)
 
-	// Embedding: out (N, C) = table[ids[i]]. Backward scatters into dtable.
+	// Embedding: out (N, C) = table[ids[i]]. Backward scatters into dtable,
+	// adding the rows of repeated ids.
 	EmbeddingForward(out, table T, ids I, n, c int)
 	EmbeddingBackward(dtable, dout T, ids I, n, c int)
 
 	// RMSNorm: out = x / sqrt(mean(x^2) + eps) * w, over rows of C; rstd
-	// (N) is cached for the backward.
+	// (N) = 1 / sqrt(mean(x^2) + eps) is cached for the backward.
 	RMSNormForward(out, rstd, x, w T, n, c int, eps float32)
 	RMSNormBackward(dx, dw, dout, x, w, rstd T, n, c int)
 
-	// LayerNorm: out = (x - mean) * rstd * w + b; mean, rstd (N) cached.
+	// LayerNorm: out = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var +
+	// eps) with the biased variance; mean, rstd (N) cached. b may be empty.
 	LayerNormForward(out, mean, rstd, x, w, b T, n, c int, eps float32)
 	LayerNormBackward(dx, dw, db, dout, x, w, mean, rstd T, n, c int)
 
 	// RoPE rotates, in place, each head of x (N, heads, headDim) by the
 	// row's position: pairs (i, i + headDim/2) by angle pos * theta^(-2i/headDim)
-	// (the rotate-half layout of Hugging Face's Qwen2). Backward rotates
-	// dx back by the same angles (in place: the rotation is orthogonal).
+	// (the rotate-half layout of Hugging Face's Qwen2). The angle is
+	// computed in float32 as transformers does — inv_freq = 1 / theta **
+	// (float32(2i) / headDim), rounded to float32, times float32(pos) —
+	// which at position 30000 differs from the exact angle by up to 2e-3
+	// rad (head size 128). Backward rotates dx back by the same angles (in place: the
+	// rotation is orthogonal).
 	RoPEForward(x T, pos I, n, heads, headDim int, theta float32)
 	RoPEBackward(dx T, pos I, n, heads, headDim int, theta float32)
 
@@ -188,7 +206,9 @@ type Device interface {
 	// of N tokens at (slot[i], pos[i]). CacheCopy copies the first n
 	// positions of slot src to slot dst (a prefilled prompt forked into G
 	// samples). AttentionDecode: q (N, Heads, HeadDim) holds one new token
-	// per row; row i attends to positions [0, lens[i]) of slot slot[i].
+	// per row; row i attends to positions [0, lens[i]) of slot slot[i]
+	// (its own k and v included once written; a.Causal is not used; a row
+	// with lens[i] == 0 gets zeros).
 	CacheWrite(kc, vc, k, v T, slot, pos I, n, kvHeads, headDim, maxLen int)
 	CacheCopy(kc, vc T, src, dst, n, kvHeads, headDim, maxLen int)
 	AttentionDecode(out, q, kc, vc T, slot, lens I, n int, a Attn, maxLen int)
@@ -199,7 +219,11 @@ type Device interface {
 	// materialising (N, V): rows are processed in chunks of chunk rows,
 	// using scratch logits (chunk, V). lse (N) is cached for the backward.
 	TokenLogProbs(logp, entropy, lse, logits, h, w T, targets I, n, c, v, chunk int, temperature float32)
-	// TokenLogProbsBackward accumulates dh and dw from dlogp (N) and
-	// dentropy (N) (either may be empty), recomputing logits chunk by chunk.
+	// The entropy is that of the tempered distribution; targets must be in
+	// [0, V).
+	// TokenLogProbsBackward accumulates dh and dw (either may be empty)
+	// for the loss sum(dlogp * logp + dentropy * entropy), from dlogp (N)
+	// and dentropy (N) (either may be empty: zeros), recomputing logits
+	// chunk by chunk with the same chunk and temperature as the forward.
 	TokenLogProbsBackward(dh, dw, logits, dlogp, dentropy, h, w, lse T, targets I, n, c, v, chunk int, temperature float32)
 }

@@ -9,15 +9,19 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"earl/kernels"
+	"earl/kernels/cpu"
 	"earl/shards"
 	"earl/shards/audio"
 	"earl/tools/npy"
 	"earl/tools/synth"
+	"earl/worker/model"
 )
 
 func benchCommand() *cli.Command {
@@ -36,6 +40,19 @@ func benchCommand() *cli.Command {
 					&cli.StringFlag{Name: "out", Required: true, Usage: "directory for input.npy, earl.npy and earl.json"},
 				},
 				Action: benchMel,
+			},
+			{
+				Name:  "model",
+				Usage: "forward + backward tokens/s of the language model path, and generation tokens/s",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "model", Required: true, Usage: "Hugging Face model directory (tools init-model)"},
+					&cli.IntFlag{Name: "batch", Value: 4},
+					&cli.IntFlag{Name: "seq", Value: 256},
+					&cli.IntFlag{Name: "repeat", Value: 3, Usage: "timed steps; the best is reported"},
+					&cli.IntFlag{Name: "gen-tokens", Value: 64, Usage: "new tokens per sequence in the generation benchmark"},
+					&cli.StringFlag{Name: "json", Usage: "also write the figures here"},
+				},
+				Action: benchModel,
 			},
 			{
 				Name:  "shard",
@@ -181,4 +198,100 @@ func benchShard(c *cli.Context) error {
 		return os.WriteFile(p, b, 0o644)
 	}
 	return nil
+}
+
+func benchModel(c *cli.Context) error {
+	B, T := c.Int("batch"), c.Int("seq")
+	m, err := model.Load(cpu.New(), c.String("model"), model.Freeze{Audio: true, Projector: true},
+		model.Limits{MaxTokens: B * T, MaxSeqs: B, LogProbChunk: 128})
+	if err != nil {
+		return err
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	v := m.Cfg.Text.VocabSize
+	b := &model.Batch{Seqs: kernels.Seqs{Offsets: []int32{0}}}
+	for s := 0; s < B; s++ {
+		for i := 0; i < T; i++ {
+			b.Tokens = append(b.Tokens, int32(r.IntN(v)))
+		}
+		b.Seqs.Offsets = append(b.Seqs.Offsets, int32(len(b.Tokens)))
+	}
+	b.Targets = make([]int32, len(b.Tokens))
+	for i := range b.Targets {
+		if (i+1)%T == 0 {
+			b.Targets[i] = -1
+		} else {
+			b.Targets[i] = b.Tokens[i+1]
+		}
+	}
+	var fwd, step time.Duration = math.MaxInt64, math.MaxInt64
+	for rep := 0; rep < c.Int("repeat")+1; rep++ {
+		start := time.Now()
+		out, err := m.Forward(b)
+		if err != nil {
+			return err
+		}
+		mid := time.Now()
+		w := make([]float32, len(out.LogProbs))
+		for i := range w {
+			w[i] = -1 / float32(len(w))
+		}
+		m.ZeroGrad()
+		if err := m.Backward(w, nil); err != nil {
+			return err
+		}
+		if rep > 0 { // the first step warms caches and page-faults buffers
+			fwd, step = min(fwd, mid.Sub(start)), min(step, time.Since(start))
+		}
+	}
+	tokens := float64(B * T)
+	fmt.Printf("earl model %s: batch %d x %d tokens: forward %.1f ms, forward+backward %.1f ms = %.0f tokens/s (%d threads)\n",
+		c.String("model"), B, T, ms(fwd), ms(step), tokens/step.Seconds(), runtime.GOMAXPROCS(0))
+
+	// Generation: B prompts of 32 tokens, gen-tokens new tokens each, greedy.
+	nt := c.Int("gen-tokens")
+	g, err := m.NewGenerator(model.GenLimits{Slots: B, MaxLen: 32 + nt})
+	if err != nil {
+		return err
+	}
+	var ps []model.Prompt
+	for s := 0; s < B; s++ {
+		ps = append(ps, model.Prompt{Tokens: b.Tokens[s*T : s*T+32], Seed: uint64(s)})
+	}
+	var gen time.Duration = math.MaxInt64
+	for rep := 0; rep < 2; rep++ {
+		start := time.Now()
+		if _, err := g.Generate(ps, 1, model.SampleOptions{MaxNewTokens: nt}); err != nil {
+			return err
+		}
+		gen = min(gen, time.Since(start))
+	}
+	genRate := float64(B*nt) / gen.Seconds()
+	peak := peakRSS()
+	fmt.Printf("earl generation: %d sequences x %d new tokens in %.1f ms = %.0f tokens/s; peak RSS %.0f MB\n", B, nt, ms(gen), genRate, peak/1e6)
+	if p := c.String("json"); p != "" {
+		b, _ := json.MarshalIndent(map[string]any{"batch": B, "seq": T, "forward_ms": ms(fwd), "step_ms": ms(step),
+			"tokens_per_s": tokens / step.Seconds(), "gen_tokens_per_s": genRate, "peak_rss_bytes": peak,
+			"threads": runtime.GOMAXPROCS(0)}, "", "  ")
+		return os.WriteFile(p, b, 0o644)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// peakRSS is the process's peak resident set (VmHWM), in bytes.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%f", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
 }

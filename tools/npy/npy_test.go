@@ -71,3 +71,28 @@ func ramp(n int) []float32 {
 	}
 	return x
 }
+
+// Files numpy writes read back with their shape and values.
+func TestReadNumpyFiles(t *testing.T) {
+	dir := t.TempDir()
+	out, err := exec.Command("/usr/bin/python3", "-c", `
+import sys, numpy as np
+np.save(sys.argv[1] + '/a.npy', (np.arange(24, dtype=np.float32).reshape(2, 3, 4) * 0.5 - 3))
+np.save(sys.argv[1] + '/b.npy', np.array([1.5, -2.25], dtype=np.float64))
+np.save(sys.argv[1] + '/c.npy', np.zeros((2, 2), dtype=np.int32))
+`, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("numpy: %v\n%s(run `make deps`)", err, out)
+	}
+	shape, v, err := ReadFloat32(filepath.Join(dir, "a.npy"))
+	if err != nil || fmt.Sprint(shape) != "[2 3 4]" || v[0] != -3 || v[23] != 8.5 {
+		t.Errorf("a.npy: %v %v %v", shape, v, err)
+	}
+	shape, v, err = ReadFloat32(filepath.Join(dir, "b.npy"))
+	if err != nil || fmt.Sprint(shape) != "[2]" || v[1] != -2.25 {
+		t.Errorf("b.npy: %v %v %v", shape, v, err)
+	}
+	if _, _, err := ReadFloat32(filepath.Join(dir, "c.npy")); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("int32 array: %v", err)
+	}
+}

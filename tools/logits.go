@@ -98,13 +98,9 @@ func runLogits(c *cli.Context) error {
 		if cfg.Family == model.Qwen2Audio && frames != 3000 {
 			return fmt.Errorf("audio %d: Qwen2-Audio reads the padded [128, 3000] log-mel (tools mel --family qwen2-audio), got %d frames", k, frames)
 		}
-		m := &audio.LogMel{Mels: mels, TotalFrames: total, ValidFrames: a.Frames, StoredFrames: frames, Data: make([]float32, mels*frames)}
-		for f := 0; f < frames; f++ {
-			for ch := 0; ch < mels; ch++ {
-				m.Data[f*mels+ch] = v[ch*frames+f]
-			}
-		}
-		clips = append(clips, model.Clip{Mel: m})
+		clip := melClip(a.Frames, mels, v)
+		clip.Mel.TotalFrames = total
+		clips = append(clips, clip)
 		rows += (a.Frames-1)/2 + 1
 	}
 	m, err := model.Load(cpu.New(), c.String("model"), model.Freeze{Audio: true, Projector: true, Text: true},
@@ -146,4 +142,21 @@ func runLogits(c *cli.Context) error {
 	}
 	fmt.Printf("wrote %d log-probs to %s\n", len(out.Positions), c.String("out"))
 	return nil
+}
+
+// melClip wraps a mel-major [mels][frames] matrix with t valid frames as a
+// clip (frames at or past the stored ones are never read).
+func melClip(t, mels int, v []float32) model.Clip {
+	frames := len(v) / mels
+	total := 3000
+	if frames > total {
+		total = 30000
+	}
+	m := &audio.LogMel{Mels: mels, TotalFrames: total, ValidFrames: t, StoredFrames: frames, Data: make([]float32, mels*frames)}
+	for f := 0; f < frames; f++ {
+		for ch := 0; ch < mels; ch++ {
+			m.Data[f*mels+ch] = v[ch*frames+f]
+		}
+	}
+	return model.Clip{Mel: m}
 }

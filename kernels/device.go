@@ -31,6 +31,24 @@ type Buf interface {
 	Len() int
 }
 
+// HostBuf is a Buf in host memory (the CPU device's buffers): code that
+// must touch the values directly (the TCP collectives, checkpoint writers)
+// reaches them through it instead of a Download copy.
+type HostBuf interface {
+	Buf
+	Host() []float32
+}
+
+// Host returns the host slice a view covers, or nil when its buffer lives
+// in device memory.
+func Host(t T) []float32 {
+	h, ok := t.B.(HostBuf)
+	if !ok {
+		return nil
+	}
+	return h.Host()[t.Off : t.Off+t.N]
+}
+
 // IBuf is device memory holding int32 values (token ids, positions).
 type IBuf interface {
 	Len() int

@@ -112,6 +112,9 @@ type buffer struct{ f []float32 }
 
 func (b *buffer) Len() int { return len(b.f) }
 
+// Host implements kernels.HostBuf.
+func (b *buffer) Host() []float32 { return b.f }
+
 // ibuffer is the CPU's kernels.IBuf.
 type ibuffer struct{ i []int32 }
 

@@ -11,6 +11,7 @@ import (
 
 	"earl/worker/ckpt"
 	"earl/worker/model"
+	"earl/worker/tokenizer/tinybpe"
 )
 
 func initModelCommand() *cli.Command {
@@ -52,7 +53,7 @@ func runInitModel(c *cli.Context) error {
 	if dir := c.String("tokenizer"); dir != "" {
 		files, special, size, err = realTokenizer(dir)
 	} else {
-		files, special, size, err = tinyTokenizer(c.Int("merges"))
+		files, special, size, err = tinybpe.Files(c.Int("merges"))
 	}
 	if err != nil {
 		return err

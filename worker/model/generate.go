@@ -20,6 +20,10 @@ type SampleOptions struct {
 	// Stop ends a sample when it produces one of these ids (the stop
 	// token is kept in the output). Typically <|im_end|> and <|endoftext|>.
 	Stop []int32
+	// Suppress are ids never generated (their logits become -inf), as
+	// transformers' suppress_tokens: the audio placeholder and markers,
+	// which a completion must not contain.
+	Suppress []int32
 }
 
 // Prompt is one generation input: its token ids (audio placeholders
@@ -185,6 +189,7 @@ func (g *Generator) Generate(prompts []Prompt, G int, opt SampleOptions) ([][]in
 	v := c.Text.VocabSize
 	for i := range prompts {
 		row := g.host[i*v : (i+1)*v]
+		suppress(row, opt.Suppress)
 		for j := 0; j < G; j++ {
 			s := samples[i*G+j]
 			s.push(choose(row, s.rng, opt), opt)
@@ -202,7 +207,9 @@ func (g *Generator) Generate(prompts []Prompt, G int, opt SampleOptions) ([][]in
 		}
 		g.decodeStep(active)
 		for r, s := range active {
-			s.push(choose(g.host[r*v:(r+1)*v], s.rng, opt), opt)
+			row := g.host[r*v : (r+1)*v]
+			suppress(row, opt.Suppress)
+			s.push(choose(row, s.rng, opt), opt)
 		}
 	}
 	out := make([][]int32, len(samples))
@@ -210,6 +217,15 @@ func (g *Generator) Generate(prompts []Prompt, G int, opt SampleOptions) ([][]in
 		out[i] = s.out
 	}
 	return out, nil
+}
+
+// suppress sets the logits of ids to -inf.
+func suppress(row []float32, ids []int32) {
+	for _, id := range ids {
+		if int(id) < len(row) && id >= 0 {
+			row[id] = float32(math.Inf(-1))
+		}
+	}
 }
 
 func (s *sample) push(tok int32, opt SampleOptions) {
@@ -288,6 +304,30 @@ func choose(logits []float32, r *rand.Rand, opt SampleOptions) int32 {
 			}
 		}
 		return int32(best)
+	}
+	if opt.TopK <= 0 && (opt.TopP <= 0 || opt.TopP >= 1) {
+		// Plain sampling needs no sort (a real vocabulary has 151k ids).
+		mx := math.Inf(-1)
+		for _, v := range logits {
+			mx = math.Max(mx, float64(v))
+		}
+		t := float64(opt.Temperature)
+		var z float64
+		for _, v := range logits {
+			z += math.Exp((float64(v) - mx) / t)
+		}
+		u := r.Float64() * z
+		last := 0
+		for i, v := range logits {
+			p := math.Exp((float64(v) - mx) / t)
+			if p > 0 {
+				last = i
+			}
+			if u -= p; u <= 0 && p > 0 {
+				return int32(i)
+			}
+		}
+		return int32(last)
 	}
 	type cand struct {
 		id int

@@ -55,7 +55,9 @@ func Lower(text string) string {
 // finalSigma is Unicode's Final_Sigma condition: a cased letter before
 // (skipping case-ignorable characters) and none after.
 func finalSigma(rs []rune, i int) bool {
-	ignorable := func(r rune) bool { return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk) || r == '\'' || r == '.' || r == ':' }
+	ignorable := func(r rune) bool {
+		return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk) || r == '\'' || r == '.' || r == ':'
+	}
 	cased := func(r rune) bool { return unicode.IsUpper(r) || unicode.IsLower(r) || unicode.IsTitle(r) }
 	j := i - 1
 	for j >= 0 && ignorable(rs[j]) {

@@ -1,4 +1,9 @@
-package main
+// Package tinybpe builds a small byte-level BPE tokenizer for randomly
+// initialised tiny models, in the tokenizer.json layout of Qwen's (NFC, the
+// Qwen split regex, byte-level mapping, BPE without byte fallback), so earl
+// and transformers load it through the same code path as a real
+// checkpoint's.
+package tinybpe
 
 import (
 	"encoding/json"
@@ -7,11 +12,6 @@ import (
 	"strings"
 	"unicode"
 )
-
-// A small byte-level BPE tokenizer for random tiny models, in the same
-// tokenizer.json layout as Qwen's (NFC, the Qwen split regex, byte-level
-// mapping, BPE without byte fallback), so earl and transformers load it
-// through the same code path as a real checkpoint's.
 
 // byteSymbols is GPT-2's bytes_to_unicode: printable Latin-1 bytes map to
 // themselves, the others to U+0100 upwards; vocabulary ids 0..255 follow
@@ -155,9 +155,9 @@ const qwenSplitRegex = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p
 // tinySpecials are the added tokens, in id order after the vocabulary.
 var tinySpecials = []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"}
 
-// tinyTokenizer builds tokenizer.json and tokenizer_config.json for a
+// Files builds tokenizer.json and tokenizer_config.json for a
 // byte-level BPE with n merges; it returns them with the special ids.
-func tinyTokenizer(n int) (files map[string][]byte, special map[string]int, size int, err error) {
+func Files(n int) (files map[string][]byte, special map[string]int, size int, err error) {
 	order, sym := byteSymbols()
 	vocab := map[string]int{}
 	for i, b := range order {

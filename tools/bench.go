@@ -69,6 +69,8 @@ func benchCommand() *cli.Command {
 				},
 				Action: benchShard,
 			},
+			benchCkptCommand(),
+			benchCollectiveCommand(),
 		},
 	}
 }

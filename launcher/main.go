@@ -24,6 +24,8 @@ func main() {
 		Commands: []*cli.Command{
 			shardCommand(),
 			inspectCommand(),
+			runCommand(),
+			sbatchCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
 	}

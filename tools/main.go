@@ -23,7 +23,7 @@ func main() {
 	app := &cli.App{
 		Name:           "tools",
 		Usage:          "earl's tools for data generation and parity checks",
-		Commands:       []*cli.Command{synthCommand(), melCommand(), initModelCommand(), logitsCommand(), tokenizeCommand(), grpoLossCommand(), rewardsCommand(), benchCommand()},
+		Commands:       []*cli.Command{synthCommand(), melCommand(), initModelCommand(), logitsCommand(), tokenizeCommand(), grpoLossCommand(), rewardsCommand(), benchCommand(), scoreCommand()},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	if err := app.Run(argorder.FlagsFirst(app, os.Args)); err != nil {

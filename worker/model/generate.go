@@ -92,8 +92,27 @@ func (m *Model) NewGenerator(lim GenLimits) (*Generator, error) {
 	return g, nil
 }
 
-// SampleSeed is the seed of sample j of a prompt seeded with seed.
-func SampleSeed(seed uint64, j int) uint64 { return seed + uint64(j)*0x9e3779b97f4a7c15 }
+// SampleSeed is the seed of sample j of a prompt seeded with seed. It
+// mixes both (SplitMix64's finaliser) rather than adding them: with a
+// linear combination, sample j+1 of prompt s would draw the same numbers as
+// sample j of prompt s+1 whenever prompt seeds are consecutive, and a
+// batch's samples would be correlated across its prompts. Sample 0 keeps
+// the prompt's seed, so a prompt generated alone with seed
+// SampleSeed(S, j) reproduces sample j of a prompt with seed S.
+func SampleSeed(seed uint64, j int) uint64 {
+	if j == 0 {
+		return seed
+	}
+	return mix64(seed ^ mix64(uint64(j)+0x9e3779b97f4a7c15))
+}
+
+// mix64 is SplitMix64's output function, a bijection that spreads every
+// input bit over the output.
+func mix64(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
 
 // sample is one sequence being generated.
 type sample struct {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"earl/kernels"
+	"earl/worker/ckpt"
 )
 
 // LoRAConfig configures low-rank adapters on decoder projections:
@@ -192,4 +193,18 @@ func (m *Model) adapterFor(w string) *adapter {
 		return nil
 	}
 	return m.lora.byName[w]
+}
+
+// Refs is the tensor table of Buf under PEFT's names
+// (base_model.model.<module>.lora_A.weight, (Rank, in); lora_B, (out, Rank)).
+func (l *LoRA) Refs() []ckpt.TensorRef {
+	var refs []ckpt.TensorRef
+	for _, name := range l.names {
+		a := l.byName[name]
+		mod := "base_model.model." + strings.TrimSuffix(name, ".weight")
+		refs = append(refs,
+			ckpt.TensorRef{Name: mod + ".lora_A.weight", Offset: a.a.Off - l.Buf.Off, Shape: []int{l.Cfg.Rank, a.in}},
+			ckpt.TensorRef{Name: mod + ".lora_B.weight", Offset: a.b.Off - l.Buf.Off, Shape: []int{a.out, l.Cfg.Rank}})
+	}
+	return refs
 }

@@ -138,3 +138,13 @@ func (p *Params) Tensors(dtype ckpt.DType) []ckpt.Tensor {
 	}
 	return out
 }
+
+// Refs is the tensor table of Buf for a checkpoint: every weight's name,
+// offset and shape.
+func (p *Params) Refs() []ckpt.TensorRef {
+	refs := make([]ckpt.TensorRef, 0, len(p.order))
+	for _, name := range p.order {
+		refs = append(refs, ckpt.TensorRef{Name: name, Offset: p.offsets[name], Shape: append([]int(nil), p.views[name].Shape...)})
+	}
+	return refs
+}

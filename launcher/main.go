@@ -26,6 +26,8 @@ func main() {
 			inspectCommand(),
 			runCommand(),
 			sbatchCommand(),
+			exportCommand(),
+			reportCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
 	}

@@ -32,6 +32,9 @@ func initModelCommand() *cli.Command {
 			&cli.IntFlag{Name: "merges", Value: 400, Usage: "BPE merges of the generated tokenizer"},
 			&cli.StringFlag{Name: "layout", Value: "thinker", Usage: "qwen2.5-omni only: thinker (saved alone) or full (Qwen2_5OmniModel, thinker.* names)"},
 			&cli.StringFlag{Name: "dtype", Value: "bf16", Usage: "bf16 or f32"},
+			&cli.Float64Flag{Name: "audio-conv-std", Value: 0.02, Usage: "std of the audio tower's conv weights (transformers' init_std is 0.02; " +
+				"at that scale a tiny random encoder passes almost nothing of the audio through: its sinusoidal position table dominates, " +
+				"and a tiny model trained from scratch learns audio tasks only with about 0.2)"},
 		},
 		Action: runInitModel,
 	}
@@ -75,6 +78,19 @@ func runInitModel(c *cli.Context) error {
 		}
 	}
 	tensors := cfg.RandomWeights(c.Uint64("seed"), dtype)
+	if std := c.Float64("audio-conv-std"); std != 0.02 {
+		if std <= 0 {
+			return fmt.Errorf("--audio-conv-std %g: must be positive", std)
+		}
+		// Scaling keeps every other tensor (and the draws) as they are.
+		for _, t := range tensors {
+			if strings.Contains(t.Name, "audio_tower.conv") && strings.HasSuffix(t.Name, ".weight") {
+				for i := range t.Values {
+					t.Values[i] *= float32(std / 0.02)
+				}
+			}
+		}
+	}
 	if err := model.WriteHF(c.String("out"), cfg, tensors, files, 0); err != nil {
 		return err
 	}

@@ -2,8 +2,8 @@
 // (the scripts of launcher sbatch) or by launcher run on one machine:
 //
 //	worker selftest   check the job environment and every collective
-//	worker train      GRPO / SFT / ReST training (not built yet)
-//	worker eval       offline evaluation (not built yet)
+//	worker train      GRPO / SFT / ReST training
+//	worker eval       offline evaluation
 //
 // Each subcommand reads its rank, world size and rendezvous from the
 // environment (package earl/slurm: Slurm's or torchrun's variables).
@@ -38,26 +38,13 @@ func newApp() *cli.App {
 		UsageText: "worker COMMAND [options]   (started by srun or launcher run, which set the job environment)",
 		Commands: []*cli.Command{
 			selftestCommand(),
-			notBuilt("train", "train a policy: GRPO, SFT or ReST (not built yet)"),
-			notBuilt("eval", "evaluate a model on shard directories (not built yet)"),
+			trainCommand(),
+			evalCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			cli.ShowAppHelp(c)
 			return cli.Exit("name a command: selftest, train or eval", 2)
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
-	}
-}
-
-// notBuilt is a placeholder subcommand that fails loudly, with status 2,
-// until its issue lands, so that scripts never mistake it for success.
-func notBuilt(name, usage string) *cli.Command {
-	return &cli.Command{
-		Name:            name,
-		Usage:           usage,
-		SkipFlagParsing: true,
-		Action: func(*cli.Context) error {
-			return cli.Exit("train and eval are not built yet in this version of earl (see README: Status)", 2)
-		},
 	}
 }

@@ -83,6 +83,9 @@ func Run(ctx context.Context, dev kernels.Device, cfg *Config, comm collective.C
 					dir, st.ConfigHash, cfg.Hash())
 			}
 			pick[0] = float64(st.Step)
+			if err == nil {
+				err = setAside(cfg.RunDir, st.Step, log)
+			}
 		case errors.Is(err, ckpt.ErrNoCheckpoint):
 			err = nil
 		}
@@ -315,4 +318,30 @@ func (t *Trainer) restore(dir string, st *ckpt.State) error {
 
 func refEqual(a, b ckpt.TensorRef) bool {
 	return a.Name == b.Name && a.Offset == b.Offset && slices.Equal(a.Shape, b.Shape)
+}
+
+// setAside renames the complete-looking checkpoints newer than step (ones
+// Latest rejected as damaged) to step-N.damaged-TIME, so that the resumed
+// run can save those steps again while nothing is deleted.
+func setAside(runDir string, step int, log io.Writer) error {
+	dir := filepath.Join(runDir, "checkpoints")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		var n int
+		if _, err := fmt.Sscanf(e.Name(), "step-%d", &n); err != nil || !e.IsDir() || n <= step || e.Name() != filepath.Base(ckpt.StepDir(runDir, n)) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), ckpt.DoneFileName)); err != nil {
+			continue // an interrupted save: the resumed run overwrites it
+		}
+		to := filepath.Join(dir, fmt.Sprintf("%s.damaged-%s", e.Name(), time.Now().UTC().Format("20060102T150405")))
+		if err := os.Rename(filepath.Join(dir, e.Name()), to); err != nil {
+			return fmt.Errorf("setting the damaged checkpoint %s aside: %w", e.Name(), err)
+		}
+		fmt.Fprintf(log, "warning: moved the damaged checkpoint %s to %s; resuming from step %d\n", e.Name(), to, step)
+	}
+	return nil
 }

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"earl/collective"
+	"earl/kernels/cpu"
+	"earl/shards/audio"
+	"earl/worker/ckpt"
+	"earl/worker/model"
+	"earl/worker/train"
+	"earl/worker/train/traintest"
+)
+
+// buildWorker compiles this command for tests that run it as a process.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "worker")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// resumeFixture is a warm-started tiny model (a short SFT run, exported)
+// and the shards to run GRPO on: rewards then differ within groups, so
+// every step moves the weights.
+func resumeFixture(t *testing.T) (modelDir, data string) {
+	d := traintest.Shards(t, "loudness", 24, 3, audio.Qwen25Omni)
+	cfg := train.Default()
+	cfg.Mode = "sft"
+	cfg.Model.Path = traintest.TinyModel(t, model.Qwen25Omni, 11)
+	cfg.Model.FreezeAudio = false
+	cfg.Data.Train = d.Path
+	cfg.RunDir = filepath.Join(t.TempDir(), "sft")
+	cfg.Train.PromptsPerRank = 4
+	cfg.Train.LearningRate = 3e-3
+	cfg.Train.MaxSteps = 30
+	cfg.Train.SaveSteps = 0
+	if err := train.Run(context.Background(), cpu.New(), cfg, soloComm(t), train.Options{Log: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "warm")
+	if err := train.Export(ckpt.StepDir(cfg.RunDir, 30), cfg.Model.Path, out, ckpt.F32); err != nil {
+		t.Fatal(err)
+	}
+	return out, d.Path
+}
+
+func writeConfig(t *testing.T, modelDir, data, run string) string {
+	p := filepath.Join(t.TempDir(), "grpo.toml")
+	cfg := fmt.Sprintf(`mode = "grpo"
+run_dir = %q
+[model]
+path = %q
+freeze_audio = false
+[data]
+train = %q
+[train]
+learning_rate = 1e-3
+warmup_steps = 1
+prompts_per_rank = 2
+save_steps = 3
+save_total_limit = 5
+[grpo]
+num_generations = 4
+max_completion_length = 24
+`, run, modelDir, data)
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runWorker(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("worker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func weightsAt(t *testing.T, run string, step int) []float32 {
+	t.Helper()
+	b, err := ckpt.LoadWeights(ckpt.StepDir(run, step))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[0].Values
+}
+
+func sameBits(t *testing.T, what string, a, b []float32) {
+	t.Helper()
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("%s: weight %d is %v straight, %v resumed", what, i, a[i], b[i])
+		}
+	}
+}
+
+// Bitwise resume through real processes: 6 GRPO steps straight equal 3
+// steps, kill -9 in the middle of step 4, a resume and 3 more steps; and a
+// corrupted newest checkpoint is reported, set aside, and the run resumes
+// from the one before it, again to the same bits.
+func TestKillResumeIsBitwise(t *testing.T) {
+	bin := buildWorker(t)
+	modelDir, data := resumeFixture(t)
+
+	straight := filepath.Join(t.TempDir(), "straight")
+	runWorker(t, bin, "train", "--config", writeConfig(t, modelDir, data, straight), "--set", "train.max_steps=6")
+	want := weightsAt(t, straight, 6)
+	moved := false
+	for i, v := range weightsAt(t, straight, 3) {
+		moved = moved || v != want[i]
+	}
+	if !moved {
+		t.Fatal("steps 4-6 left the weights unchanged: the test could not see a broken resume")
+	}
+
+	// The killed run is told to go on for long; it is killed as soon as
+	// step 3's checkpoint is complete. (max_steps is outside the config
+	// hash, and the schedule is constant after warmup.)
+	killed := filepath.Join(t.TempDir(), "killed")
+	cfg := writeConfig(t, modelDir, data, killed)
+	cmd := exec.Command(bin, "train", "--config", cfg, "--set", "train.max_steps=1000")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := filepath.Join(ckpt.StepDir(killed, 3), ckpt.DoneFileName)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(done); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no step-3 checkpoint after 2 minutes:\n%s", out.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := os.Stat(ckpt.StepDir(killed, 6)); err == nil {
+		t.Fatalf("the killed run got to step 6 before the kill:\n%s", out.String())
+	}
+	log := runWorker(t, bin, "train", "--config", cfg, "--set", "train.max_steps=6")
+	if !strings.Contains(log, "resuming from "+ckpt.StepDir(killed, 3)) {
+		t.Fatalf("the run did not resume from step 3:\n%s", log)
+	}
+	sameBits(t, "kill -9 at step 4, resume", want, weightsAt(t, killed, 6))
+
+	// Corrupt the newest checkpoint: one flipped byte in the middle of
+	// its weights file.
+	p := filepath.Join(ckpt.StepDir(killed, 6), ckpt.WeightsFileName)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log = runWorker(t, bin, "train", "--config", cfg, "--set", "train.max_steps=6")
+	if !strings.Contains(log, "warning:") || !strings.Contains(log, "step-00000006") || !strings.Contains(log, "resuming from "+ckpt.StepDir(killed, 3)) {
+		t.Fatalf("a corrupted step-6 checkpoint was not reported and skipped:\n%s", log)
+	}
+	sameBits(t, "corrupted step 6, resumed from step 3", want, weightsAt(t, killed, 6))
+	set, _ := filepath.Glob(ckpt.StepDir(killed, 6) + ".damaged-*")
+	if len(set) != 1 {
+		t.Fatalf("the damaged checkpoint was not kept aside: %v", set)
+	}
+}
+
+func soloComm(t *testing.T) collective.Comm {
+	c := collective.NewInProcess(1)[0]
+	t.Cleanup(func() { c.Close() })
+	return c
+}

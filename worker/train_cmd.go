@@ -18,10 +18,13 @@ import (
 	"earl/worker/train"
 )
 
-var configFlags = []cli.Flag{
-	&cli.StringFlag{Name: "config", Usage: "TOML configuration (docs/config.md); defaults apply to keys it leaves out"},
-	&cli.StringSliceFlag{Name: "set", Usage: "override a key: --set grpo.beta=0.02 (repeatable; lists as TOML arrays)"},
-	&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "how long to wait for a peer before failing"},
+func configFlags(timeout time.Duration, why string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "TOML configuration (docs/config.md); defaults apply to keys it leaves out"},
+		&cli.StringSliceFlag{Name: "set", Usage: "override a key: --set grpo.beta=0.02 (repeatable; lists as TOML arrays)"},
+		&cli.DurationFlag{Name: "timeout", Value: timeout, Usage: "how long a rank waits for a stalled peer before failing" + why +
+			" (a peer that dies is reported at once)"},
+	}
 }
 
 func trainCommand() *cli.Command {
@@ -36,7 +39,7 @@ func trainCommand() *cli.Command {
 			"and a progress line per step to stderr (rank 0).",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "force-resume", Usage: "resume even from a checkpoint written with different settings"},
-		}, configFlags...),
+		}, configFlags(10*time.Minute, "; it must exceed the longest time one rank works alone, such as rank 0 writing a checkpoint's weights")...),
 		Action: runTrain,
 	}
 }
@@ -50,7 +53,7 @@ func evalCommand() *cli.Command {
 			"(id, output, extracted answer, correct, categories) to eval.out, with accuracy tables in\n" +
 			"the .txt and .json files beside it. eval.checkpoint is a training checkpoint directory\n" +
 			"(run_dir/checkpoints/step-N); empty evaluates model.path.",
-		Flags:  configFlags,
+		Flags:  configFlags(60*time.Second, ""),
 		Action: runEval,
 	}
 }

@@ -23,12 +23,14 @@ import (
 )
 
 // buildWorker compiles this command for tests that run it as a process.
-func buildWorker(t *testing.T) string {
+func buildWorker(t *testing.T) string { return buildCommand(t, ".", "worker") }
+
+func buildCommand(t *testing.T, pkg, name string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "worker")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	bin := filepath.Join(t.TempDir(), name)
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }
@@ -194,4 +196,68 @@ func soloComm(t *testing.T) collective.Comm {
 	c := collective.NewInProcess(1)[0]
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// SIGUSR1 to the ranks of a 2-rank job (through launcher run's
+// forwarding, as srun does on a cluster): they agree at the next step
+// boundary, write a checkpoint of the step they reached, and exit 0; the
+// same command then resumes from it.
+func TestUSR1CheckpointsAndExits(t *testing.T) {
+	bin := buildWorker(t)
+	launcher := buildCommand(t, "../launcher", "launcher")
+	modelDir, data := resumeFixture(t)
+	run := filepath.Join(t.TempDir(), "run")
+	cfg := writeConfig(t, modelDir, data, run)
+	cmd := exec.Command(launcher, "run", "--nproc", "2", "--", bin, "train", "--config", cfg, "--set", "train.max_steps=1000", "--set", "train.save_steps=0")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	metrics := filepath.Join(run, "metrics.jsonl")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, _ := os.ReadFile(metrics)
+		if bytes.Count(b, []byte("\n")) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no progress after 2 minutes:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGUSR1 the job exited with %v, want status 0:\n%s", err, out.String())
+	}
+	if st, err := ckpt.ReadState(latestStep(t, run)); err != nil || st.WorldSize != 2 {
+		t.Fatalf("the checkpoint was not written by both ranks (%v):\n%s", err, out.String())
+	}
+	st, err := ckpt.ReadState(latestStep(t, run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(metrics)
+	if n := bytes.Count(b, []byte("\n")); st.Step != n || st.Step < 2 {
+		t.Fatalf("checkpoint at step %d after %d logged steps:\n%s", st.Step, n, out.String())
+	}
+	if !strings.Contains(out.String(), "checkpointing step") {
+		t.Fatalf("no checkpoint message:\n%s", out.String())
+	}
+	log := runWorker(t, bin, "train", "--config", cfg, "--set", fmt.Sprintf("train.max_steps=%d", st.Step+1))
+	if !strings.Contains(log, fmt.Sprintf("resuming from %s", ckpt.StepDir(run, st.Step))) {
+		t.Fatalf("the next run did not resume from step %d:\n%s", st.Step, log)
+	}
+}
+
+func latestStep(t *testing.T, run string) string {
+	dir, _, err := ckpt.Latest(run, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -97,6 +97,14 @@ bench: bench-deps build
 	@echo "== checkpoints: earl's zstd container (byte shuffle, levels 1 and 3) vs safetensors F32 / BF16 on the small preset's f32 weights and AdamW-like m, v"
 	$(BIN)/tools init-model --preset small --seed 1 --dtype f32 --out $(BENCHDIR)/small-model-f32
 	$(BIN)/tools bench ckpt --model $(BENCHDIR)/small-model-f32 --levels 1,3 --sweep --dir $(BENCHDIR)/ckpt --json $(BENCHDIR)/ckpt-earl.json
+	@echo "== GRPO step: time split and tokens/s of the tiny and small Omni presets on one rank (whole model training, beta 0.04)"
+	rm -rf $(BENCHDIR)/grpo-src $(BENCHDIR)/grpo-shards $(BENCHDIR)/tiny-omni $(BENCHDIR)/small-omni
+	$(BIN)/tools synth --task sweep --format jsonl -n 64 --seed 1 --out $(BENCHDIR)/grpo-src --duration 1:1.5 >/dev/null
+	$(BIN)/launcher shard --in jsonl --src $(BENCHDIR)/grpo-src/synth.jsonl --out $(BENCHDIR)/grpo-shards --family qwen2.5-omni >/dev/null
+	$(BIN)/tools init-model --family qwen2.5-omni --preset tiny --seed 1 --out $(BENCHDIR)/tiny-omni >/dev/null
+	$(BIN)/tools init-model --family qwen2.5-omni --preset small --seed 1 --out $(BENCHDIR)/small-omni >/dev/null
+	$(BIN)/tools bench grpo --model $(BENCHDIR)/tiny-omni --shards $(BENCHDIR)/grpo-shards --prompts 4 --max-completion 32 --steps 5 --json $(BENCHDIR)/grpo-tiny.json
+	$(BIN)/tools bench grpo --model $(BENCHDIR)/small-omni --shards $(BENCHDIR)/grpo-shards --prompts 2 --max-completion 64 --steps 3 --json $(BENCHDIR)/grpo-small.json
 	@echo "== collectives: earl's ring (launcher run) vs Open MPI (mpirun), 2 and 4 ranks on this host, 1 KiB to 64 MiB, every element checked"
 	$(call apt_install,openmpi-bin libopenmpi-dev)
 	mpicc -O2 -o $(BENCHDIR)/mpi_collectives tools/bench/mpi_collectives.c

@@ -70,6 +70,7 @@ func benchCommand() *cli.Command {
 				Action: benchShard,
 			},
 			benchCkptCommand(),
+			benchGRPOCommand(),
 			benchCollectiveCommand(),
 		},
 	}

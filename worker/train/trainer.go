@@ -127,10 +127,13 @@ type StepStats struct {
 	EntropyTok   float64
 	ActiveTokens int
 	CompTokens   int // completion tokens generated
-	MaxCompLen   int
-	Truncated    int
-	Dropped      int // groups dropped by dynamic sampling
-	Times        Times
+	// ForwardTokens are the tokens (prompts and completions) the policy's
+	// forward-backward passes processed.
+	ForwardTokens int
+	MaxCompLen    int
+	Truncated     int
+	Dropped       int // groups dropped by dynamic sampling
+	Times         Times
 }
 
 // Times splits a step's wall time.
@@ -196,6 +199,7 @@ func (t *Trainer) GRPOStep() (*StepStats, error) {
 		slot := slots[i/G]
 		items[i] = Item(slot.Rec, t.P.Completion(c))
 		seqs[i] = Seq{Prompt: prompts[i/G].Tokens, Clip: prompts[i/G].Audio[0], Comp: c}
+		st.ForwardTokens += g.NumIterations * (len(prompts[i/G].Tokens) + len(c))
 		mask[i] = make([]float64, len(c))
 		stopped := t.P.Stopped(c)
 		if !stopped {

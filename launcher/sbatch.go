@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"earl/slurm"
+	"earl/worker/train"
 )
 
 func sbatchCommand() *cli.Command {
@@ -18,7 +19,8 @@ func sbatchCommand() *cli.Command {
 		Description: "Writes a batch script with the #SBATCH options of the job, the rendezvous and NCCL\n" +
 			"environment, a fresh job token, srun --kill-on-bad-exit, and a USR1 trap that lets the\n" +
 			"workers checkpoint before the time limit or a preemption and then requeues the job.\n" +
-			"Flags left unset come from the config's optional [slurm] table (docs/slurm.md).",
+			"Flags left unset come from the config's optional [slurm] table (docs/slurm.md). Without\n" +
+			"--command the config is checked as worker train will read it.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "job config (TOML), as the workers open it from the submit directory", Required: true},
 			&cli.StringFlag{Name: "out", Usage: "script to write", Required: true},
@@ -84,6 +86,14 @@ func runSbatch(c *cli.Context) error {
 	}
 	if s.GPUsPerNode == 0 {
 		return cli.Exit(fmt.Sprintf("sbatch: how many GPUs per node? pass --gpus-per-node G or set gpus_per_node in the [slurm] table of %s", cfg), 2)
+	}
+	// The job runs worker train on this config: check it now rather than
+	// after the job has waited in the queue. Another command (worker
+	// selftest) may use a config that holds only the [slurm] table.
+	if !c.IsSet("command") {
+		if _, err := train.Load(cfg, nil); err != nil {
+			return cli.Exit(fmt.Sprintf("%v\n(the job would run worker train --config %s; fix the config, or give --command)", err, cfg), 1)
+		}
 	}
 	if s.LogDir != "" {
 		if err := os.MkdirAll(s.LogDir, 0o755); err != nil {

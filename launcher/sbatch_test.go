@@ -116,7 +116,7 @@ job_name = "fromconfig"
 	}
 	// Without a [slurm] table: defaults, and the config's base name.
 	plain := filepath.Join(dir, "plain.toml")
-	os.WriteFile(plain, []byte("x = 1\n"), 0o644)
+	os.WriteFile(plain, []byte("[model]\npath = \"m\"\n"), 0o644)
 	r = runIn(t, dir, "sbatch", "--config", plain, "--gpus-per-node", "2", "--out", out)
 	b, _ = os.ReadFile(out)
 	if r.code != 0 || !strings.Contains(string(b), "#SBATCH --job-name=plain\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=2\n#SBATCH --gpus-per-task=1\n#SBATCH --cpus-per-task=1\n#SBATCH --output") {
@@ -127,7 +127,10 @@ job_name = "fromconfig"
 func TestSbatchErrors(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")
-	os.WriteFile(good, []byte("[slurm]\ngpus_per_node = 2\n"), 0o644)
+	os.WriteFile(good, []byte("[model]\npath = \"m\"\n[slurm]\ngpus_per_node = 2\n"), 0o644)
+	// Parses, but worker train would refuse it.
+	badTrain := filepath.Join(dir, "badtrain.toml")
+	os.WriteFile(badTrain, []byte("[model]\npath = \"m\"\n[grpo]\nbeta = -1\n[slurm]\ngpus_per_node = 2\n"), 0o644)
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[slurm\n"), 0o644)
 	unknown := filepath.Join(dir, "unknown.toml")
@@ -149,6 +152,8 @@ func TestSbatchErrors(t *testing.T) {
 		{[]string{"--config", good, "--nodes", "0"}, 1, "--nodes 0"},
 		{[]string{"--config", good, "--partition", "a b"}, 1, `--partition "a b"`},
 		{[]string{"--config", good, "extra"}, 2, "takes no arguments"},
+		{[]string{"--config", badTrain}, 1, "badtrain.toml: invalid config: grpo: beta must be non-negative"},
+		{[]string{"--config", filepath.Join(dir, "nogpus.toml"), "--gpus-per-node", "2"}, 1, `unknown keys a`},
 	} {
 		r := runIn(t, dir, append([]string{"sbatch", "--out", out}, c.args...)...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {

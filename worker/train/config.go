@@ -184,7 +184,13 @@ func Load(path string, sets []string) (*Config, error) {
 			return nil, fmt.Errorf("--set %s: %w", s, err)
 		}
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
 // set assigns a dotted TOML key from its text (numbers, booleans,

@@ -336,7 +336,9 @@ func (c *Config) LossConfig() *grpo.Config {
 // a different hash is refused unless forced.
 func (c *Config) Hash() string {
 	cc := *c
-	cc.Eval, cc.Slurm = EvalConfig{}, nil
+	// Where the run lives and how long it goes on do not change what a
+	// step computes: a moved run directory or a raised max_steps resumes.
+	cc.Eval, cc.Slurm, cc.RunDir = EvalConfig{}, nil, ""
 	cc.Train.MaxSteps, cc.Train.SaveSteps, cc.Train.SaveTotalLimit, cc.Train.LogSteps = 0, 0, 0, 0
 	b, _ := json.Marshal(cc)
 	h := sha256.Sum256(b)

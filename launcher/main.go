@@ -26,6 +26,7 @@ func main() {
 			inspectCommand(),
 			runCommand(),
 			sbatchCommand(),
+			evalCommand(),
 			exportCommand(),
 			reportCommand(),
 		},

@@ -8,6 +8,8 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -25,9 +27,11 @@ func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print eval results side by side, and plot training curves",
-		UsageText: "launcher report [--metrics RUN/metrics.jsonl] [--png FILE] NAME[@STEP]=PRED.jsonl ...",
+		UsageText: "launcher report [--metrics RUN/metrics.jsonl] [--png FILE] NAME[@STEP]=PRED.jsonl | DIR ...",
 		Description: "Each argument is an evaluation: worker eval's predictions (PRED.jsonl) or the tables\n" +
-			"it wrote beside them (PRED.json), named NAME (default: the file name). Prints one column per\n" +
+			"it wrote beside them (PRED.json), named NAME (default: the file name); or a directory of them\n" +
+			"such as launcher eval writes (RUN/eval: every NAME/step-N.json under it, in step order, the\n" +
+			"step taken from the file name). Prints one column per\n" +
 			"evaluation: overall accuracy, then by task, category, sub-category and difficulty.\n" +
 			"With --png, draws the run's mean reward and sampled accuracy per step (from --metrics,\n" +
 			"smoothed over 10 steps) and every evaluation given a step (NAME@STEP=FILE) as a point\n" +
@@ -68,6 +72,63 @@ func parseEvalArg(a string) (evalArg, error) {
 	return e, nil
 }
 
+var stepLabel = regexp.MustCompile(`^step-([0-9]+)$`)
+
+// expandEvalArg reads one argument: an evaluation file, or a directory of
+// the tables launcher eval writes (DIR/BENCH/LABEL.json), each named
+// "PREFIX BENCH LABEL" where PREFIX is the run's name for RUN/eval.
+func expandEvalArg(a string) ([]evalArg, error) {
+	fi, err := os.Stat(a)
+	if strings.Contains(a, "=") || err != nil || !fi.IsDir() {
+		e, err := parseEvalArg(a)
+		return []evalArg{e}, err
+	}
+	prefix := filepath.Base(filepath.Clean(a))
+	if prefix == "eval" {
+		prefix = filepath.Base(filepath.Dir(filepath.Clean(a)))
+	}
+	files, err := filepath.Glob(filepath.Join(a, "*", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	type item struct {
+		bench, label string
+		step         int
+		path         string
+	}
+	var items []item
+	for _, f := range files {
+		label := strings.TrimSuffix(filepath.Base(f), ".json")
+		it := item{bench: filepath.Base(filepath.Dir(f)), label: label, step: -1, path: f}
+		if m := stepLabel.FindStringSubmatch(label); m != nil {
+			it.step, _ = strconv.Atoi(m[1])
+			it.label = "step-" + strconv.Itoa(it.step)
+		}
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%s: no evaluation tables (BENCH/LABEL.json) in this directory: name prediction files, or the eval directory launcher eval wrote", a)
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].bench != items[j].bench {
+			return items[i].bench < items[j].bench
+		}
+		if items[i].step != items[j].step {
+			return items[i].step < items[j].step
+		}
+		return items[i].label < items[j].label
+	})
+	var out []evalArg
+	for _, it := range items {
+		rep, err := loadReport(it.path)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evalArg{name: prefix + " " + it.bench + " " + it.label, step: it.step, rep: rep})
+	}
+	return out, nil
+}
+
 // loadReport reads a report JSON, or rebuilds the report from predictions.
 func loadReport(path string) (*score.Report, error) {
 	b, err := os.ReadFile(path)
@@ -105,12 +166,14 @@ func runReport(c *cli.Context) error {
 	var names []string
 	var reps []*score.Report
 	for _, a := range c.Args().Slice() {
-		e, err := parseEvalArg(a)
+		es, err := expandEvalArg(a)
 		if err != nil {
 			return err
 		}
-		evals = append(evals, e)
-		names, reps = append(names, e.name), append(reps, e.rep)
+		for _, e := range es {
+			evals = append(evals, e)
+			names, reps = append(names, e.name), append(reps, e.rep)
+		}
 	}
 	if err := score.Compare(os.Stdout, names, reps); err != nil {
 		return err

@@ -21,21 +21,11 @@ func sbatchCommand() *cli.Command {
 			"workers checkpoint before the time limit or a preemption and then requeues the job.\n" +
 			"Flags left unset come from the config's optional [slurm] table (docs/slurm.md). Without\n" +
 			"--command the config is checked as worker train will read it.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "job config (TOML), as the workers open it from the submit directory", Required: true},
 			&cli.StringFlag{Name: "out", Usage: "script to write", Required: true},
-			&cli.IntFlag{Name: "nodes", Usage: "nodes", DefaultText: "[slurm] nodes, else 1"},
-			&cli.IntFlag{Name: "gpus-per-node", Usage: "GPUs per node = ranks per node", DefaultText: "[slurm] gpus_per_node"},
-			&cli.StringFlag{Name: "gpu-flag", Usage: "how to ask for GPUs: per-task (--gpus-per-task=1) or gres (--gres=gpu:G)", DefaultText: "[slurm] gpu_flag, else per-task"},
-			&cli.IntFlag{Name: "cpus-per-task", Usage: "CPUs per rank", DefaultText: "[slurm] cpus_per_task, else 1"},
-			&cli.StringFlag{Name: "time", Usage: "time limit, e.g. 24:00:00 or 2-00:00:00", DefaultText: "[slurm] time, else the partition's"},
-			&cli.StringFlag{Name: "partition", Usage: "partition", DefaultText: "[slurm] partition, else the site's"},
-			&cli.StringFlag{Name: "account", Usage: "account to charge", DefaultText: "[slurm] account"},
-			&cli.StringFlag{Name: "qos", Usage: "quality of service", DefaultText: "[slurm] qos"},
-			&cli.StringFlag{Name: "job-name", Usage: "job name", DefaultText: "[slurm] job_name, else the config's base name"},
-			&cli.StringFlag{Name: "log-dir", Usage: "directory of the job's output file %x-%j.out, created now", DefaultText: "[slurm] log_dir, else the submit directory"},
 			&cli.StringFlag{Name: "command", Usage: "each task's command line", DefaultText: "worker train --config CONFIG"},
-		},
+		}, jobFlags()...),
 		Action: runSbatch,
 	}
 }
@@ -49,44 +39,11 @@ func runSbatch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	str := func(flag, fromConfig string) string {
-		if c.IsSet(flag) {
-			return c.String(flag)
-		}
-		return fromConfig
-	}
-	num := func(flag string, fromConfig, dflt int) int {
-		if c.IsSet(flag) {
-			return c.Int(flag)
-		}
-		if fromConfig != 0 {
-			return fromConfig
-		}
-		return dflt
-	}
-	token, err := slurm.NewToken()
+	s, err := scriptFromFlags(c, cfg, def)
 	if err != nil {
 		return err
 	}
-	s := slurm.Script{
-		Config:      cfg,
-		Command:     c.String("command"),
-		JobName:     str("job-name", def.JobName),
-		Nodes:       num("nodes", def.Nodes, 1),
-		GPUsPerNode: num("gpus-per-node", def.GPUsPerNode, 0),
-		GPUFlag:     str("gpu-flag", def.GPUFlag),
-		CPUsPerTask: num("cpus-per-task", def.CPUsPerTask, 1),
-		Time:        str("time", def.Time),
-		Partition:   str("partition", def.Partition),
-		Account:     str("account", def.Account),
-		QoS:         str("qos", def.QoS),
-		LogDir:      str("log-dir", def.LogDir),
-		Token:       token,
-		Generator:   "launcher " + quoteArgs(os.Args[1:]),
-	}
-	if s.GPUsPerNode == 0 {
-		return cli.Exit(fmt.Sprintf("sbatch: how many GPUs per node? pass --gpus-per-node G or set gpus_per_node in the [slurm] table of %s", cfg), 2)
-	}
+	s.Command = c.String("command")
 	// The job runs worker train on this config: check it now rather than
 	// after the job has waited in the queue. Another command (worker
 	// selftest) may use a config that holds only the [slurm] table.
@@ -111,6 +68,67 @@ func runSbatch(c *cli.Context) error {
 	fmt.Printf("wrote %s: %d node(s) x %d GPU(s) (%s), %d ranks; submit from this directory with: sbatch %s\n",
 		out, s.Nodes, s.GPUsPerNode, gpu, s.Nodes*s.GPUsPerNode, out)
 	return nil
+}
+
+// jobFlags are the flags of a Slurm job's shape and place, shared by
+// launcher sbatch and launcher eval; unset ones come from the config's
+// [slurm] table.
+func jobFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "nodes", Usage: "nodes", DefaultText: "[slurm] nodes, else 1"},
+		&cli.IntFlag{Name: "gpus-per-node", Usage: "GPUs per node = ranks per node", DefaultText: "[slurm] gpus_per_node"},
+		&cli.StringFlag{Name: "gpu-flag", Usage: "how to ask for GPUs: per-task (--gpus-per-task=1) or gres (--gres=gpu:G)", DefaultText: "[slurm] gpu_flag, else per-task"},
+		&cli.IntFlag{Name: "cpus-per-task", Usage: "CPUs per rank", DefaultText: "[slurm] cpus_per_task, else 1"},
+		&cli.StringFlag{Name: "time", Usage: "time limit, e.g. 24:00:00 or 2-00:00:00", DefaultText: "[slurm] time, else the partition's"},
+		&cli.StringFlag{Name: "partition", Usage: "partition", DefaultText: "[slurm] partition, else the site's"},
+		&cli.StringFlag{Name: "account", Usage: "account to charge", DefaultText: "[slurm] account"},
+		&cli.StringFlag{Name: "qos", Usage: "quality of service", DefaultText: "[slurm] qos"},
+		&cli.StringFlag{Name: "job-name", Usage: "job name", DefaultText: "[slurm] job_name, else the config's base name"},
+		&cli.StringFlag{Name: "log-dir", Usage: "directory of the job's output file %x-%j.out, created now", DefaultText: "[slurm] log_dir, else the submit directory"},
+	}
+}
+
+// scriptFromFlags builds a script from the job flags over the config's
+// [slurm] defaults, with a fresh token.
+func scriptFromFlags(c *cli.Context, cfg string, def slurm.Defaults) (slurm.Script, error) {
+	str := func(flag, fromConfig string) string {
+		if c.IsSet(flag) {
+			return c.String(flag)
+		}
+		return fromConfig
+	}
+	num := func(flag string, fromConfig, dflt int) int {
+		if c.IsSet(flag) {
+			return c.Int(flag)
+		}
+		if fromConfig != 0 {
+			return fromConfig
+		}
+		return dflt
+	}
+	token, err := slurm.NewToken()
+	if err != nil {
+		return slurm.Script{}, err
+	}
+	s := slurm.Script{
+		Config:      cfg,
+		JobName:     str("job-name", def.JobName),
+		Nodes:       num("nodes", def.Nodes, 1),
+		GPUsPerNode: num("gpus-per-node", def.GPUsPerNode, 0),
+		GPUFlag:     str("gpu-flag", def.GPUFlag),
+		CPUsPerTask: num("cpus-per-task", def.CPUsPerTask, 1),
+		Time:        str("time", def.Time),
+		Partition:   str("partition", def.Partition),
+		Account:     str("account", def.Account),
+		QoS:         str("qos", def.QoS),
+		LogDir:      str("log-dir", def.LogDir),
+		Token:       token,
+		Generator:   "launcher " + quoteArgs(os.Args[1:]),
+	}
+	if s.GPUsPerNode == 0 {
+		return s, cli.Exit(fmt.Sprintf("%s: how many GPUs per node? pass --gpus-per-node G or set gpus_per_node in the [slurm] table of %s", c.Command.Name, cfg), 2)
+	}
+	return s, nil
 }
 
 func quoteArgs(args []string) string {

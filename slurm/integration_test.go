@@ -29,7 +29,13 @@ import (
 //  2. a job whose rank 1 exits 3: the step is killed, the job FAILED;
 //  3. worker selftest --hold on 2 ranks, sent USR1 with
 //     `scancel --signal=USR1 --batch`: the script's trap forwards it, each
-//     rank writes its marker and exits 0, and the script requeues the job.
+//     rank writes its marker and exits 0, and the script requeues the job;
+//  4. worker train (SFT on a tiny model) on 2 ranks, sent USR1 mid-run:
+//     the ranks checkpoint and exit 0, the job is requeued, and the
+//     requeued run resumes from that checkpoint and finishes;
+//  5. launcher eval --script on that run: a job array, one task per
+//     checkpoint, each worker eval on 2 ranks writing its tables; made
+//     again, the script has nothing left to do.
 //
 // It cancels what is left and stops exactly the daemons it started (by
 // their pid files). When Slurm cannot start it fails, with the reason and
@@ -121,7 +127,141 @@ func TestSlurmIntegration(t *testing.T) {
 		c.fatalf("preemption job %s:\n%s", id, out)
 	}
 	t.Logf("job %s: USR1 -> markers -> requeue (Restarts=1, %s) in %v", id, info["JobState"], time.Since(t0).Round(time.Millisecond))
+	c.slurm("scancel", id) // the requeued selftest would hold for 300 s
+
+	c.trainAndEval()
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
+}
+
+// trainAndEval is steps 4 and 5: a preempted training job that resumes,
+// then an eval job array over its checkpoints.
+func (c *cluster) trainAndEval() {
+	t := c.t
+	t0 := time.Now()
+	bin := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(c.path("bin", name), args...).CombinedOutput()
+		if err != nil {
+			c.fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	bin("tools", "synth", "--task", "sweep", "--format", "jsonl", "-n", "16", "--seed", "1", "--out", c.path("data", "src"), "--duration", "1:1.5")
+	bin("launcher", "shard", "--in", "jsonl", "--src", c.path("data", "src", "synth.jsonl"), "--out", c.path("data", "shards"), "--family", "qwen2.5-omni")
+	bin("tools", "init-model", "--family", "qwen2.5-omni", "--preset", "tiny", "--seed", "1", "--dtype", "f32", "--out", c.path("data", "model"))
+	run := c.path("run")
+	cfg := c.path("train.toml")
+	const steps = 400
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`mode = "sft"
+run_dir = %q
+[model]
+path = %q
+freeze_audio = false
+[data]
+train = %q
+[train]
+learning_rate = 1e-3
+max_steps = %d
+prompts_per_rank = 2
+save_steps = 0
+save_total_limit = 5
+log_steps = 50
+[eval]
+shards = %q
+max_completion_length = 8
+limit = 6
+`, run, c.path("data", "model"), c.path("data", "shards"), steps, c.path("data", "shards"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// 4. Preempted mid-run, requeued, resumed, finished.
+	id := c.submit("train", 2, GPUPerTask, "worker train --config "+cfg)
+	metrics := filepath.Join(run, "metrics.jsonl")
+	c.waitFor(60*time.Second, "20 training steps of job "+id, func() bool {
+		b, _ := os.ReadFile(metrics)
+		return strings.Count(string(b), "\n") >= 20
+	})
+	c.slurm("scancel", "--signal=USR1", "--batch", id)
+	// slurmctld makes a requeued batch job wait before it is eligible again
+	// (Reason=BeginTime, about two minutes in Slurm 22.05): once it is
+	// pending again, release it.
+	var info map[string]string
+	c.waitFor(60*time.Second, "job "+id+" requeued and pending", func() bool {
+		info = c.showJob(id)
+		return info["Restarts"] == "1" && (info["JobState"] == "PENDING" || info["JobState"] == "RUNNING" || info["JobState"] == "COMPLETED")
+	})
+	t.Logf("job %s requeued: JobState=%s Reason=%s StartTime=%s", id, info["JobState"], info["Reason"], info["StartTime"])
+	if info["JobState"] == "PENDING" {
+		c.slurm("scontrol", "update", "JobId="+id, "StartTime=now")
+	}
+	info = c.waitDone(id, 180*time.Second)
+	out := c.jobOutput("train", id)
+	if info["JobState"] != "COMPLETED" || info["ExitCode"] != "0:0" || info["Restarts"] != "1" {
+		c.fatalf("training job %s: JobState=%s ExitCode=%s Restarts=%s\n%s", id, info["JobState"], info["ExitCode"], info["Restarts"], out)
+	}
+	ckpts, _ := filepath.Glob(filepath.Join(run, "checkpoints", "step-*"))
+	if len(ckpts) != 2 || !strings.HasSuffix(ckpts[1], fmt.Sprintf("step-%08d", steps)) {
+		c.fatalf("training job %s: checkpoints %v, want the one written on USR1 and step %d\n%s", id, ckpts, steps, out)
+	}
+	stopped := strings.TrimPrefix(filepath.Base(ckpts[0]), "step-")
+	for _, want := range []string{
+		"earl: USR1: asking the workers to checkpoint and exit",
+		"earl: the workers checkpointed and exited; requeueing job " + id,
+		"(restart 1)",
+		"resum",
+		fmt.Sprintf("done: %d steps", steps),
+	} {
+		if !strings.Contains(out, want) {
+			c.fatalf("training job %s output lacks %q (stopped at step %s)\n%s", id, want, stopped, out)
+		}
+	}
+	t.Logf("job %s: worker train on 2 ranks, USR1 -> checkpoint %s -> requeue -> resumed to step %d in %v", id, stopped, steps, time.Since(t0).Round(time.Millisecond))
+
+	// 5. An eval job array over the run's two checkpoints.
+	t0 = time.Now()
+	script := c.path("eval.sh")
+	cmd := exec.Command(c.path("bin", "launcher"), "eval", "--config", cfg, "--ckpt", run, "--bench", "sweep="+c.path("data", "shards"),
+		"--script", script, "--nodes", "1", "--gpus-per-node", "2", "--partition", "debug", "--cpus-per-task", "1", "--time", "10",
+		"--job-name", "evalarray", "--log-dir", c.path("out"))
+	cmd.Dir = c.dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		c.fatalf("launcher eval: %v\n%s", err, b)
+	}
+	sub := strings.TrimSpace(c.slurm("sbatch", "--parsable", script))
+	arrayID, _, _ := strings.Cut(sub, ";")
+	c.jobs = append(c.jobs, arrayID)
+	tables := make([]string, len(ckpts))
+	for i, ck := range ckpts {
+		tables[i] = filepath.Join(run, "eval", "sweep", filepath.Base(ck)+".json")
+	}
+	c.waitFor(120*time.Second, "the tables of eval array "+arrayID, func() bool {
+		for _, p := range tables {
+			if _, err := os.Stat(p); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	// The tables come before worker eval's last line: wait for the tasks'
+	// output to be complete.
+	for i := range ckpts {
+		var o []byte
+		name := c.path("out", fmt.Sprintf("evalarray-%s_%d.out", arrayID, i))
+		c.waitFor(30*time.Second, "the output of eval array task "+name, func() bool {
+			o, _ = os.ReadFile(name)
+			return strings.Contains(string(o), "predictions: ")
+		})
+		if !strings.Contains(string(o), fmt.Sprintf("array task %d of 2", i)) {
+			c.fatalf("eval array %s task %d output:\n%s", arrayID, i, o)
+		}
+	}
+	cmd = exec.Command(c.path("bin", "launcher"), "eval", "--config", cfg, "--ckpt", run, "--bench", "sweep="+c.path("data", "shards"),
+		"--script", script, "--gpus-per-node", "2")
+	cmd.Dir = c.dir
+	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "nothing to submit") {
+		c.fatalf("launcher eval again: %v\n%s", err, b)
+	}
+	t.Logf("job %s: eval array of 2 tasks x 2 ranks, tables written, in %v", arrayID, time.Since(t0).Round(time.Millisecond))
 }
 
 // cluster is a one-node Slurm cluster living in dir.
@@ -202,9 +342,9 @@ func tail(path string, n int) string {
 }
 
 func (c *cluster) buildBinaries() error {
-	out, err := exec.Command("go", "build", "-o", c.path("bin")+"/", "earl/worker", "earl/launcher").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", c.path("bin")+"/", "earl/worker", "earl/launcher", "earl/tools").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("go build earl/worker earl/launcher: %v\n%s", err, out)
+		return fmt.Errorf("go build earl/worker earl/launcher earl/tools: %v\n%s", err, out)
 	}
 	return nil
 }

@@ -118,3 +118,80 @@ func writeExec(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// TestArrayScriptFlow runs a job-array script in bash with stand-ins for
+// srun and scontrol: each array task runs its own command, with its words
+// intact, and a task whose done file exists runs nothing.
+func TestArrayScriptFlow(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	log := filepath.Join(dir, "log")
+	writeExec(t, filepath.Join(bin, "srun"), `#!/bin/bash
+printf 'srun' >> "$LOG"; printf ' [%s]' "$@" >> "$LOG"; echo >> "$LOG"
+`)
+	writeExec(t, filepath.Join(bin, "scontrol"), `#!/bin/bash
+case "$1 $2" in
+"show hostnames") printf 'node1\n' ;;
+*) echo "scontrol: unexpected $*" >&2; exit 1 ;;
+esac
+`)
+	done0 := filepath.Join(dir, "eval dir", "mmau", "step-00000010.json")
+	s := Script{Config: "configs/eval.toml", Nodes: 1, GPUsPerNode: 2, Token: strings.Repeat("0f", 16), JobName: "ev", MaxParallel: 1,
+		Tasks: []ArrayTask{
+			{Command: "worker eval --config configs/eval.toml --set 'eval.out=" + filepath.Join(dir, "eval dir", "mmau", "step-00000010.jsonl") + "' --set \"eval.rule=mmau\"", Done: done0},
+			{Command: "worker eval --config configs/eval.toml --set eval.checkpoint=it\\'s"},
+		}}
+	b, err := s.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"#SBATCH --array=0-1%1\n", "#SBATCH --output=%x-%A_%a.out\n", "a job array of 2 tasks"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	script := filepath.Join(dir, "job.sh")
+	os.WriteFile(script, b, 0o755)
+	run := func(env ...string) (int, string, string) {
+		t.Helper()
+		os.Remove(log)
+		cmd := exec.Command("bash", script)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "LOG="+log, "SLURM_JOB_ID=77",
+			"SLURM_JOB_NODELIST=node1", "SLURM_NTASKS=2", "SLURM_CPUS_PER_TASK=1", "SLURM_SUBMIT_DIR="+dir)
+		cmd.Env = append(cmd.Env, env...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		l, _ := os.ReadFile(log)
+		return code, string(l), string(out)
+	}
+	code, l, out := run("SLURM_ARRAY_TASK_ID=0")
+	want0 := "srun [--kill-on-bad-exit=1] [--cpu-bind=cores] [--cpus-per-task=1] [worker] [eval] [--config] [configs/eval.toml] [--set] [eval.out=" +
+		filepath.Join(dir, "eval dir", "mmau", "step-00000010.jsonl") + "] [--set] [eval.rule=mmau]\n"
+	if code != 0 || l != want0 {
+		t.Errorf("task 0: exit %d\n got %q\nwant %q\n%s", code, l, want0, out)
+	}
+	if code, l, out = run("SLURM_ARRAY_TASK_ID=1"); code != 0 || !strings.HasSuffix(l, "[--set] [eval.checkpoint=it's]\n") {
+		t.Errorf("task 1: exit %d %q\n%s", code, l, out)
+	}
+	// Task 0's table exists: it is skipped.
+	os.MkdirAll(filepath.Dir(done0), 0o755)
+	os.WriteFile(done0, []byte("{}"), 0o644)
+	if code, l, out = run("SLURM_ARRAY_TASK_ID=0"); code != 0 || l != "" || !strings.Contains(out, "exists; nothing to do") {
+		t.Errorf("done task: exit %d, srun log %q\n%s", code, l, out)
+	}
+	// Not started as an array task: an error, no srun.
+	if code, l, out = run(); code == 0 || l != "" || !strings.Contains(out, "not an array task") {
+		t.Errorf("no SLURM_ARRAY_TASK_ID: exit %d, srun log %q\n%s", code, l, out)
+	}
+	// Command and Tasks together are refused.
+	s.Command = "worker train"
+	if _, err := s.Render(); err == nil {
+		t.Error("Command and Tasks both set: no error")
+	}
+}

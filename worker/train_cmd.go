@@ -127,14 +127,41 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	// SIGUSR1 (preemption, or the time limit near, in an sbatch job)
+	// stops the evaluation between batches and exits 0 without results, so
+	// the job is requeued and the evaluation redone; SIGTERM and SIGINT
+	// stop it with an error.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(ch)
+	var got atomic.Value
+	go func() {
+		if s, ok := <-ch; ok {
+			got.Store(s)
+			cancel()
+		}
+	}()
+	stoppedByUSR1 := func(err error) bool {
+		if s, _ := got.Load().(os.Signal); s == syscall.SIGUSR1 && err != nil {
+			fmt.Fprintf(os.Stderr, "worker eval: SIGUSR1: stopped before the end, no predictions written; run it again to evaluate (%v)\n", err)
+			return true
+		}
+		return false
+	}
 	comm, _, err := jobComm(ctx, c)
+	if stoppedByUSR1(err) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	defer comm.Close()
 	res, err := train.Eval(ctx, cpu.New(), cfg, comm, os.Stderr)
+	if stoppedByUSR1(err) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -260,4 +261,52 @@ func latestStep(t *testing.T, run string) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// SIGUSR1 stops worker eval and exits 0 without results (an eval array
+// task is then requeued and run again). Here rank 0 of two is waiting for
+// its peer in the rendezvous when the signal comes.
+func TestEvalUSR1ExitsWithoutResults(t *testing.T) {
+	bin := buildWorker(t)
+	d := traintest.Shards(t, "loudness", 4, 3, audio.Qwen25Omni)
+	out := filepath.Join(t.TempDir(), "pred.jsonl")
+	cfg := filepath.Join(t.TempDir(), "eval.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[model]\npath = %q\n[eval]\nshards = %q\nout = %q\n",
+		traintest.TinyModel(t, model.Qwen25Omni, 3), d.Path, out)), 0o644)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "eval", "--config", cfg)
+	cmd.Env = append(os.Environ(), "RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", fmt.Sprintf("MASTER_PORT=%d", port),
+		"EARL_JOB_TOKEN=0123456789abcdef0123456789abcdef")
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for { // until rank 0 hosts the rendezvous store
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("rank 0 never listened:\n%s", buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGUSR1)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGUSR1: %v, want exit 0\n%s", err, buf.String())
+	}
+	if !strings.Contains(buf.String(), "worker eval: SIGUSR1: stopped before the end, no predictions written") {
+		t.Errorf("output:\n%s", buf.String())
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("predictions written after SIGUSR1")
+	}
 }

@@ -220,3 +220,27 @@ func Prune(runDir string, keep int) error {
 	}
 	return nil
 }
+
+// Step is one checkpoint of a run.
+type Step struct {
+	Step int
+	Dir  string
+}
+
+// Complete lists runDir's complete checkpoints, oldest first: those with
+// DONE, an intact trainer_state.json and every file at its recorded size
+// (the cheap check of Prune; loading one hashes nothing either, so a
+// damaged file is found by Verify or by the loader's own checks).
+func Complete(runDir string) ([]Step, error) {
+	steps, err := sortedSteps(runDir)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", runDir, err)
+	}
+	var out []Step
+	for i := len(steps) - 1; i >= 0; i-- {
+		if _, err := checkDir(steps[i].dir, false); err == nil {
+			out = append(out, Step{steps[i].step, steps[i].dir})
+		}
+	}
+	return out, nil
+}

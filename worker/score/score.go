@@ -138,6 +138,15 @@ const (
 	RuleMMSU Rule = "mmsu"
 )
 
+// Valid reports whether r is one of the rules Correct knows.
+func (r Rule) Valid() bool {
+	switch r {
+	case RuleChoice, RuleExact, RuleMMAU, RuleMMSU:
+		return true
+	}
+	return false
+}
+
 // Correct judges prediction against the reference answer among choices.
 func Correct(rule Rule, prediction, reference string, choices []string) bool {
 	p, ref := Strip(prediction), Strip(reference)

@@ -296,6 +296,12 @@ func (c *Config) Validate() error {
 	if c.ReST.Samples < 1 || c.ReST.StepsPerIter < 1 || c.ReST.Iterations < 1 || (c.ReST.Keep == "topk" && c.ReST.TopK < 1) {
 		bad("rest: samples, steps_per_iteration, iterations (and top_k with keep = \"topk\") must be at least 1")
 	}
+	if !c.Data.AnswerRule.Valid() {
+		bad("data.answer_rule %q: use choice, exact, mmau or mmsu", c.Data.AnswerRule)
+	}
+	if !c.Eval.Rule.Valid() {
+		bad("eval.rule %q: use choice, exact, mmau or mmsu", c.Eval.Rule)
+	}
 	switch c.ReST.Keep {
 	case "all", "best", "topk":
 	default:

@@ -10,7 +10,7 @@ import (
 // Every committed job config is one worker train accepts.
 func TestCommittedConfigsLoad(t *testing.T) {
 	files, err := filepath.Glob("../../configs/*.toml")
-	if err != nil || len(files) < 3 {
+	if err != nil || len(files) < 4 {
 		t.Fatalf("configs: %v %v", files, err)
 	}
 	for _, f := range files {
@@ -19,8 +19,8 @@ func TestCommittedConfigsLoad(t *testing.T) {
 			t.Errorf("%v", err)
 			continue
 		}
-		if c.Model.Path == "" || c.Data.Train == "" {
-			t.Errorf("%s: no model.path or data.train", f)
+		if c.Model.Path == "" || c.Data.Train == "" && c.Eval.Shards == "" {
+			t.Errorf("%s: no model.path, or neither data.train nor eval.shards", f)
 		}
 	}
 }
@@ -45,6 +45,8 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{write("ok.toml", "[model]\npath = \"m\"\n"), []string{"grpo.bogus=1"}, `--set grpo.bogus=1: unknown key "grpo.bogus"`},
 		{write("ok2.toml", "[model]\npath = \"m\"\n"), []string{"train.max_steps=ten"}, "--set train.max_steps=ten"},
 		{write("mode.toml", "mode = \"ppo\"\n[model]\npath = \"m\"\n"), nil, `mode "ppo"`},
+		{write("rule.toml", "[model]\npath = \"m\"\n[eval]\nrule = \"best\"\n"), nil, `eval.rule "best"`},
+		{write("arule.toml", "[model]\npath = \"m\"\n[data]\nanswer_rule = \"MMAU\"\n"), nil, `data.answer_rule "MMAU"`},
 	} {
 		_, err := Load(c.path, c.sets)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

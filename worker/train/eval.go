@@ -2,6 +2,7 @@ package train
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -243,23 +244,35 @@ func mergePredictions(out string, world int, title string) (*score.Report, error
 	if err := os.Rename(tmp, out); err != nil {
 		return nil, err
 	}
+	// The .json table is written last, each file under a temporary name
+	// first: its presence means the evaluation is complete (launcher eval
+	// skips such tasks when an array is resubmitted).
 	base := trimExt(out)
-	tf, err := os.Create(base + ".txt")
-	if err != nil {
+	var txt bytes.Buffer
+	if err := rep.Write(&txt); err != nil {
 		return nil, err
 	}
-	werr := rep.Write(tf)
-	if cerr := tf.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return nil, werr
+	if err := writeAtomic(base+".txt", txt.Bytes()); err != nil {
+		return nil, err
 	}
 	js, err := rep.JSON()
 	if err != nil {
 		return nil, err
 	}
-	return rep, os.WriteFile(base+".json", js, 0o644)
+	return rep, writeAtomic(base+".json", js)
+}
+
+// writeAtomic writes b to path through a temporary file renamed into place.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 func trimExt(p string) string {

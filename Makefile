@@ -105,6 +105,11 @@ bench: bench-deps build
 	$(BIN)/tools init-model --family qwen2.5-omni --preset small --seed 1 --out $(BENCHDIR)/small-omni >/dev/null
 	$(BIN)/tools bench grpo --model $(BENCHDIR)/tiny-omni --shards $(BENCHDIR)/grpo-shards --prompts 4 --max-completion 32 --steps 5 --json $(BENCHDIR)/grpo-tiny.json
 	$(BIN)/tools bench grpo --model $(BENCHDIR)/small-omni --shards $(BENCHDIR)/grpo-shards --prompts 2 --max-completion 64 --steps 3 --json $(BENCHDIR)/grpo-small.json
+	@echo "== GRPO step on 10-s clips (small Omni): the audio encoder's share grows with the clip"
+	rm -rf $(BENCHDIR)/grpo-src10 $(BENCHDIR)/grpo-shards10
+	$(BIN)/tools synth --task sweep --format jsonl -n 8 --seed 1 --out $(BENCHDIR)/grpo-src10 --duration 10:10 >/dev/null
+	$(BIN)/launcher shard --in jsonl --src $(BENCHDIR)/grpo-src10/synth.jsonl --out $(BENCHDIR)/grpo-shards10 --family qwen2.5-omni >/dev/null
+	$(BIN)/tools bench grpo --model $(BENCHDIR)/small-omni --shards $(BENCHDIR)/grpo-shards10 --prompts 2 --max-completion 32 --steps 2 --json $(BENCHDIR)/grpo-small-10s.json
 	@echo "== collectives: earl's ring (launcher run) vs Open MPI (mpirun), 2 and 4 ranks on this host, 1 KiB to 64 MiB, every element checked"
 	$(call apt_install,openmpi-bin libopenmpi-dev)
 	mpicc -O2 -o $(BENCHDIR)/mpi_collectives tools/bench/mpi_collectives.c

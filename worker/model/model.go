@@ -33,6 +33,20 @@ type Model struct {
 	dec  *decoder
 	enc  *encoder
 	lora *LoRA
+
+	// shared is the state of a forward pass whose clips repeat (the G
+	// completions of one GRPO prompt): the encoder runs once per distinct
+	// clip into rows, which are copied to every run of placeholders that
+	// reads the clip; backward sums the runs' gradients into drows.
+	shared struct {
+		active      bool
+		rows, drows kernels.T // (encoder output rows, hidden)
+		of          []int     // run k reads distinct clip of[k]
+		runOff      []int     // first audio row of run k, in placeholder order
+		clipOff     []int     // first row of distinct clip j in rows
+		counts      []int     // audio tokens of distinct clip j
+		distinctOut int       // rows the encoder produced
+	}
 }
 
 // New lays out a model on dev with zero weights (call P.Load or set them).
@@ -47,6 +61,8 @@ func New(dev kernels.Device, c *Config, fr Freeze, lim Limits) (*Model, error) {
 	m.dec = newDecoder(m)
 	if lim.MaxAudio > 0 {
 		m.enc = newEncoder(m)
+		n := (m.enc.rows/2 + 1) * m.enc.outDim
+		m.shared.rows, m.shared.drows = dev.Alloc(n), dev.Alloc(n)
 	}
 	return m, nil
 }
@@ -110,8 +126,9 @@ func (b *Batch) check(c *Config, lim Limits) error {
 		return fmt.Errorf("sequence offsets cover %d tokens, batch has %d", b.Seqs.Total(), n)
 	case len(b.Targets) != n:
 		return fmt.Errorf("%d targets for %d tokens", len(b.Targets), n)
-	case len(b.Audio) > lim.MaxAudio:
-		return fmt.Errorf("%d audio clips exceed the configured maximum %d", len(b.Audio), lim.MaxAudio)
+	}
+	if n := distinctClips(b.Audio); n > lim.MaxAudio {
+		return fmt.Errorf("%d audio clips exceed the configured maximum %d", n, lim.MaxAudio)
 	}
 	for i, t := range b.Tokens {
 		if t < 0 || int(t) >= c.Text.VocabSize {
@@ -124,6 +141,24 @@ func (b *Batch) check(c *Config, lim Limits) error {
 		}
 	}
 	return nil
+}
+
+// distinctClips counts the clips of a batch, one per distinct *LogMel.
+func distinctClips(clips []Clip) int {
+	n := 0
+	for i, c := range clips {
+		first := true
+		for _, p := range clips[:i] {
+			if c.Mel != nil && p.Mel == c.Mel {
+				first = false
+				break
+			}
+		}
+		if first {
+			n++
+		}
+	}
+	return n
 }
 
 // positions returns each token's position within its sequence.
@@ -189,7 +224,9 @@ func (m *Model) Trainable() []TrainBuf {
 
 // prepareAudio encodes the batch's clips and checks that clip k's token
 // count equals the length of the k-th run of <|AUDIO|> placeholders.
+// Clips given more than once (the same *audio.LogMel) are encoded once.
 func (m *Model) prepareAudio(tokens []int32, clips []Clip) (int, error) {
+	m.shared.active = false
 	starts, lens := audioRuns(tokens, int32(m.Cfg.AudioTokenID))
 	if len(starts) != len(clips) {
 		return 0, fmt.Errorf("the tokens hold %d runs of audio placeholders but %d audio clips were given", len(starts), len(clips))
@@ -200,12 +237,27 @@ func (m *Model) prepareAudio(tokens []int32, clips []Clip) (int, error) {
 	if m.enc == nil {
 		return 0, fmt.Errorf("audio given but the model was built with MaxAudio 0")
 	}
-	counts, err := m.enc.plan(clips)
+	// The distinct clips, in order of first appearance.
+	of := m.shared.of[:0]
+	distinct := make([]Clip, 0, len(clips))
+	seen := make(map[*audio.LogMel]int, len(clips))
+	for _, c := range clips {
+		j, ok := seen[c.Mel]
+		if !ok || c.Mel == nil {
+			j = len(distinct)
+			distinct = append(distinct, c)
+			seen[c.Mel] = j
+		}
+		of = append(of, j)
+	}
+	m.shared.of = of
+	counts, err := m.enc.plan(distinct)
 	if err != nil {
 		return 0, err
 	}
 	var idx []int32
-	for k, c := range counts {
+	for k := range clips {
+		c := counts[of[k]]
 		if c != lens[k] {
 			return 0, fmt.Errorf("audio clip %d yields %d audio tokens but its placeholder run has %d (expand <|AUDIO|> with AudioTokens(valid frames))", k, c, lens[k])
 		}
@@ -214,7 +266,27 @@ func (m *Model) prepareAudio(tokens []int32, clips []Clip) (int, error) {
 		}
 	}
 	m.Dev.UploadInt(m.dec.audioIdx.View(0, len(idx)), idx)
-	m.enc.forward(m.dec.audioRows)
+	if len(distinct) == len(clips) {
+		m.enc.forward(m.dec.audioRows)
+		return len(idx), nil
+	}
+	sh := &m.shared
+	sh.active, sh.counts = true, counts
+	sh.clipOff, sh.runOff = sh.clipOff[:0], sh.runOff[:0]
+	off := 0
+	for _, c := range counts {
+		sh.clipOff = append(sh.clipOff, off)
+		off += c
+	}
+	sh.distinctOut = off
+	m.enc.forward(sh.rows)
+	h, run := m.enc.outDim, 0
+	for k := range clips {
+		c, j := counts[of[k]], sh.clipOff[of[k]]
+		sh.runOff = append(sh.runOff, run)
+		m.Dev.Copy(m.dec.audioRows.View(run*h, c*h), sh.rows.View(j*h, c*h))
+		run += c
+	}
 	return len(idx), nil
 }
 
@@ -245,6 +317,18 @@ func (m *Model) Backward(dlogp, dent []float32) error {
 	m.dec.backward(dlogp, dent)
 	if na := m.dec.last.nAudioTok; na > 0 {
 		dOut := m.dec.dAudioRows.View(0, na*m.Cfg.Text.HiddenSize)
+		if sh := &m.shared; sh.active && (m.enc.train || m.Cfg.Family == Qwen2Audio && m.P.Trains("multi_modal_projector.linear.weight")) {
+			// Each distinct clip's gradient is the sum over the runs
+			// that read it.
+			h := m.enc.outDim
+			d := sh.drows.View(0, sh.distinctOut*h)
+			m.Dev.Zero(d)
+			for k, j := range sh.of {
+				c := sh.counts[j]
+				m.Dev.Axpy(d.View(sh.clipOff[j]*h, c*h), 1, dOut.View(sh.runOff[k]*h, c*h))
+			}
+			dOut = d
+		}
 		switch {
 		case m.enc.train:
 			m.enc.backward(dOut)

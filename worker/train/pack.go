@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"earl/kernels"
+	"earl/shards/audio"
 	"earl/worker/model"
 )
 
@@ -35,26 +36,37 @@ func audioRows(c *model.Config, cl model.Clip) int {
 type micro struct{ lo, hi int }
 
 // packSeqs splits seqs, in order, into the fewest consecutive micro-batches
-// that fit the model's limits.
+// that fit the model's limits. A clip that several sequences share (the G
+// completions of a prompt) counts once: the model encodes it once.
 func packSeqs(m *model.Model, seqs []Seq) ([]micro, error) {
 	lim := m.Limits
 	var out []micro
-	lo, toks, audio, rows := 0, 0, 0, 0
+	lo, toks, nclip, rows := 0, 0, 0, 0
+	clips := map[*audio.LogMel]bool{}
 	for i, s := range seqs {
 		n := len(s.Prompt) + len(s.Comp)
 		r := audioRows(m.Cfg, s.Clip)
-		a := 0
-		if s.Clip.Mel != nil {
-			a = 1
-		}
 		if n > lim.MaxTokens || r > lim.MaxAudioRows {
 			return nil, fmt.Errorf("a sequence of %d tokens and %d audio rows does not fit model.max_tokens %d / max_audio_rows %d: raise them", n, r, lim.MaxTokens, lim.MaxAudioRows)
 		}
-		if i > lo && (toks+n > lim.MaxTokens || i-lo+1 > lim.MaxSeqs || audio+a > lim.MaxAudio || rows+r > lim.MaxAudioRows) {
-			out = append(out, micro{lo, i})
-			lo, toks, audio, rows = i, 0, 0, 0
+		a := 0
+		if s.Clip.Mel == nil || clips[s.Clip.Mel] {
+			r = 0
+		} else {
+			a = 1
 		}
-		toks, audio, rows = toks+n, audio+a, rows+r
+		if i > lo && (toks+n > lim.MaxTokens || i-lo+1 > lim.MaxSeqs || nclip+a > lim.MaxAudio || rows+r > lim.MaxAudioRows) {
+			out = append(out, micro{lo, i})
+			lo, toks, nclip, rows = i, 0, 0, 0
+			clear(clips)
+			if s.Clip.Mel != nil {
+				a, r = 1, audioRows(m.Cfg, s.Clip)
+			}
+		}
+		if s.Clip.Mel != nil {
+			clips[s.Clip.Mel] = true
+		}
+		toks, nclip, rows = toks+n, nclip+a, rows+r
 	}
 	if lo < len(seqs) {
 		out = append(out, micro{lo, len(seqs)})

@@ -148,7 +148,7 @@ func planEval(c *cli.Context) ([]evalTask, *train.Config, error) {
 	for _, b := range c.StringSlice("bench") {
 		name, dir, ok := strings.Cut(b, "=")
 		if !ok || name == "" || dir == "" || strings.ContainsAny(name, "/\\ ") {
-			return nil, nil, fmt.Errorf("--bench %q: want NAME=SHARD_DIR, NAME without slashes or spaces (e.g. mmau=shards/mmau-test-mini)", b)
+			return nil, nil, fmt.Errorf("--bench %q: want NAME=SHARD_DIR, NAME without slashes or spaces (e.g. mmau=data/shards/mmau-test-mini)", b)
 		}
 		benches = append(benches, bench{name, dir})
 	}

@@ -250,13 +250,8 @@ func writeEvalArray(c *cli.Context, todo []evalTask) error {
 			return fmt.Errorf("eval output directory: %w", err)
 		}
 	}
-	if s.LogDir != "" {
-		if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
-			return fmt.Errorf("log directory: %w", err)
-		}
-	}
 	out := c.String("script")
-	if err := s.WriteFile(out); err != nil {
+	if err := writeScript(s, out); err != nil {
 		return err
 	}
 	for i, t := range todo {

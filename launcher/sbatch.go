@@ -52,13 +52,8 @@ func runSbatch(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("%v\n(the job would run worker train --config %s; fix the config, or give --command)", err, cfg), 1)
 		}
 	}
-	if s.LogDir != "" {
-		if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
-			return fmt.Errorf("log directory: %w", err)
-		}
-	}
 	out := c.String("out")
-	if err := s.WriteFile(out); err != nil {
+	if err := writeScript(s, out); err != nil {
 		return err
 	}
 	gpu := "--gpus-per-task=1"
@@ -68,6 +63,17 @@ func runSbatch(c *cli.Context) error {
 	fmt.Printf("wrote %s: %d node(s) x %d GPU(s) (%s), %d ranks; submit from this directory with: sbatch %s\n",
 		out, s.Nodes, s.GPUsPerNode, gpu, s.Nodes*s.GPUsPerNode, out)
 	return nil
+}
+
+// writeScript creates the job's log directory (Slurm will not) and
+// writes the script.
+func writeScript(s slurm.Script, out string) error {
+	if s.LogDir != "" {
+		if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
+			return fmt.Errorf("log directory: %w", err)
+		}
+	}
+	return s.WriteFile(out)
 }
 
 // jobFlags are the flags of a Slurm job's shape and place, shared by

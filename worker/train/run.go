@@ -132,6 +132,7 @@ func Run(ctx context.Context, dev kernels.Device, cfg *Config, comm collective.C
 		cfg.Mode, comm.Size(), cfg.Train.PromptsPerRank, data.Len(), cfg.Data.Train, tr.trainedValues(), tr.Step+1, cfg.TotalSteps())
 
 	saved := tr.Step
+	t0, step0 := time.Now(), tr.Step
 	for tr.Step < cfg.TotalSteps() {
 		stop := []float64{0}
 		if opt.Stop != nil && opt.Stop.Load() != 0 {
@@ -175,7 +176,10 @@ func Run(ctx context.Context, dev kernels.Device, cfg *Config, comm collective.C
 				return fmt.Errorf("metrics.jsonl: %w", err)
 			}
 			if cfg.Train.LogSteps > 0 && (tr.Step%cfg.Train.LogSteps == 0 || tr.Step == cfg.TotalSteps()) {
-				fmt.Fprintln(log, m.Line(cfg.TotalSteps()))
+				// Elapsed and remaining time from this session's mean step.
+				el := time.Since(t0)
+				eta := time.Duration(float64(el) / float64(tr.Step-step0) * float64(cfg.TotalSteps()-tr.Step))
+				fmt.Fprintf(log, "%s  elapsed %s  eta %s\n", m.Line(cfg.TotalSteps()), el.Round(time.Second), eta.Round(time.Second))
 			}
 		}
 		if (cfg.Train.SaveSteps > 0 && tr.Step%cfg.Train.SaveSteps == 0) || tr.Step == cfg.TotalSteps() {

@@ -120,6 +120,12 @@ func TestEvalLocalThenReport(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("report: exit %d\n%s", r.code, r.stderr)
 	}
+	// With --png: one held-out series per run and benchmark.
+	if r := runIn(t, dir, "report", "--png", "curve.png", "--metrics", "run/metrics.jsonl", "run/eval", "evals"); r.code != 0 {
+		t.Errorf("report --png: exit %d\n%s", r.code, r.stderr)
+	} else if b, err := os.ReadFile(filepath.Join(dir, "curve.png")); err != nil || !strings.HasPrefix(string(b), "\x89PNG") {
+		t.Errorf("curve.png: %v", err)
+	}
 	head := strings.SplitN(r.stdout, "\n", 2)[0]
 	i2, i4, im := strings.Index(head, "run syn step-2"), strings.Index(head, "run syn step-4"), strings.Index(head, "evals syn model")
 	if i2 < 0 || i4 < i2 || im < i4 {

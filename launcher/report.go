@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,9 +46,10 @@ func reportCommand() *cli.Command {
 }
 
 type evalArg struct {
-	name string
-	step int // -1: none
-	rep  *score.Report
+	name   string
+	series string // what a curve of held-out points joins: run and benchmark of an eval directory
+	step   int    // -1: none
+	rep    *score.Report
 }
 
 func parseEvalArg(a string) (evalArg, error) {
@@ -124,7 +126,7 @@ func expandEvalArg(a string) ([]evalArg, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, evalArg{name: prefix + " " + it.bench + " " + it.label, step: it.step, rep: rep})
+		out = append(out, evalArg{name: prefix + " " + it.bench + " " + it.label, series: prefix + " " + it.bench, step: it.step, rep: rep})
 	}
 	return out, nil
 }
@@ -266,8 +268,16 @@ func plotCurves(path string, ms []train.Metrics, evals []evalArg) error {
 			p.Legend.Add(s.name, l)
 		}
 	}
-	var pts plotter.XYs
-	var labels []string
+	// Held-out points, one series per run and benchmark (an eval
+	// directory), or one for the NAME@STEP arguments; a series of several
+	// points is joined by a line.
+	type series struct {
+		name   string
+		pts    plotter.XYs
+		labels []string
+	}
+	var all []*series
+	byName := map[string]*series{}
 	for _, e := range evals {
 		if e.step < 0 {
 			continue
@@ -276,19 +286,59 @@ func plotCurves(path string, ms []train.Metrics, evals []evalArg) error {
 		if t == 0 {
 			continue
 		}
-		pts = append(pts, plotter.XY{X: float64(e.step), Y: float64(c) / float64(t)})
-		labels = append(labels, fmt.Sprintf("%s %.1f%%", e.name, 100*float64(c)/float64(t)))
+		sr := byName[e.series]
+		if sr == nil {
+			sr = &series{name: e.series}
+			byName[e.series] = sr
+			all = append(all, sr)
+		}
+		acc := float64(c) / float64(t)
+		sr.pts = append(sr.pts, plotter.XY{X: float64(e.step), Y: acc})
+		sr.labels = append(sr.labels, fmt.Sprintf("%s %.1f%%", e.name, 100*acc))
 	}
-	if len(pts) > 0 {
-		sc, err := plotter.NewScatter(pts)
+	palette := []color.RGBA{{R: 44, G: 160, B: 44, A: 255}, {R: 214, G: 39, B: 40, A: 255}, {R: 148, G: 103, B: 189, A: 255},
+		{R: 140, G: 86, B: 75, A: 255}, {R: 227, G: 119, B: 194, A: 255}, {R: 23, G: 190, B: 207, A: 255}}
+	npts := 0
+	for i, sr := range all {
+		npts += len(sr.pts)
+		idx := make([]int, len(sr.pts))
+		for k := range idx {
+			idx[k] = k
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return sr.pts[idx[a]].X < sr.pts[idx[b]].X })
+		pts0, labels0 := slices.Clone(sr.pts), slices.Clone(sr.labels)
+		for k, j := range idx {
+			sr.pts[k], sr.labels[k] = pts0[j], labels0[j]
+		}
+		col := palette[i%len(palette)]
+		sc, err := plotter.NewScatter(sr.pts)
 		if err != nil {
 			return err
 		}
 		sc.GlyphStyle.Shape = draw.CircleGlyph{}
 		sc.GlyphStyle.Radius = vg.Points(4)
-		sc.GlyphStyle.Color = color.RGBA{R: 44, G: 160, B: 44, A: 255}
+		sc.GlyphStyle.Color = col
 		p.Add(sc)
-		p.Legend.Add("held-out accuracy (greedy)", sc)
+		name := "held-out accuracy (greedy)"
+		if sr.name != "" {
+			name = "held-out: " + sr.name
+		}
+		if len(sr.pts) > 1 && sr.name != "" {
+			l, err := plotter.NewLine(sr.pts)
+			if err != nil {
+				return err
+			}
+			l.Color, l.Width = col, vg.Points(1)
+			p.Add(l)
+		}
+		p.Legend.Add(name, sc)
+		// Every point named when there is one series (the demo's start and
+		// final); otherwise the last point's value only, to stay legible.
+		pts, labels := sr.pts, sr.labels
+		if len(all) > 1 {
+			last := len(sr.pts) - 1
+			pts, labels = sr.pts[last:], []string{fmt.Sprintf("%.1f%%", 100*sr.pts[last].Y)}
+		}
 		lab, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: labels})
 		if err != nil {
 			return err
@@ -296,7 +346,7 @@ func plotCurves(path string, ms []train.Metrics, evals []evalArg) error {
 		lab.Offset = vg.Point{X: vg.Points(6), Y: vg.Points(-4)}
 		p.Add(lab)
 	}
-	if len(ms) == 0 && len(pts) == 0 {
+	if len(ms) == 0 && npts == 0 {
 		return fmt.Errorf("nothing to plot: give --metrics or evaluations with @STEP")
 	}
 	p.Add(plotter.NewGrid())

@@ -165,6 +165,81 @@ func (t *Trainer) prompts(slots []Slot) ([]model.Prompt, error) {
 	return out, nil
 }
 
+// nextBatch takes the rank's next prompts from the feed, timing it as the
+// step's data time.
+func (t *Trainer) nextBatch(st *StepStats) ([]Slot, []model.Prompt, error) {
+	t0 := time.Now()
+	slots, err := t.Feed.Next()
+	if err != nil {
+		return nil, nil, err
+	}
+	prompts, err := t.prompts(slots)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.Times.Data = time.Since(t0)
+	return slots, prompts, nil
+}
+
+// rolled is one generation round: k completions per prompt, in prompt
+// order, with their rewards and verdicts.
+type rolled struct {
+	comps   [][]int32
+	items   []grpo.Item
+	perFunc [][]float64 // per completion, per reward function
+	total   []float64   // weighted sum
+	correct []bool      // the extracted answer is right (data.answer_rule)
+	stopped []bool      // ended by a stop token
+}
+
+// rollout samples k completions of each prompt with the current policy
+// (LoRA adapters on) and scores them, adding the rollout and reward
+// times, completion counts and reward sums to st.
+func (t *Trainer) rollout(st *StepStats, slots []Slot, prompts []model.Prompt, k int, temperature float64) (*rolled, error) {
+	t1 := time.Now()
+	comps, err := t.Gen.Generate(prompts, k, t.sampleOpts(temperature))
+	if err != nil {
+		return nil, fmt.Errorf("rollout: %w", err)
+	}
+	st.Times.Rollout = time.Since(t1)
+
+	t2 := time.Now()
+	r := &rolled{comps: comps, items: make([]grpo.Item, len(comps)), correct: make([]bool, len(comps)), stopped: make([]bool, len(comps))}
+	for i, c := range comps {
+		rec := slots[i/k].Rec
+		r.items[i] = Item(rec, t.P.Completion(c))
+		r.stopped[i] = t.P.Stopped(c)
+		if !r.stopped[i] {
+			st.Truncated++
+		}
+		st.CompTokens += len(c)
+		st.MaxCompLen = max(st.MaxCompLen, len(c))
+		ans, ok := score.Extract(r.items[i].Completion, score.FallbackNone)
+		if r.correct[i] = ok && score.Correct(t.Cfg.Data.AnswerRule, ans, rec.Answer, rec.Choices); r.correct[i] {
+			st.Correct++
+		}
+	}
+	r.perFunc = t.Rew.Score(r.items)
+	if r.total, err = grpo.CombineRewards(r.perFunc, t.Rew.Weights); err != nil {
+		return nil, err
+	}
+	st.Completions = len(comps)
+	st.RewardSum = make([]float64, len(t.Rew.Funcs))
+	st.RewardSqSum = make([]float64, len(t.Rew.Funcs))
+	for i, fs := range r.perFunc {
+		for f, v := range fs {
+			if !math.IsNaN(v) {
+				st.RewardSum[f] += v
+				st.RewardSqSum[f] += v * v
+			}
+		}
+		st.TotalSum += r.total[i]
+		st.TotalSqSum += r.total[i] * r.total[i]
+	}
+	st.Times.Reward = time.Since(t2)
+	return r, nil
+}
+
 // GRPOStep runs one generation round: rollouts, rewards, advantages, then
 // num_iterations clipped-policy updates on them.
 func (t *Trainer) GRPOStep() (*StepStats, error) {
@@ -172,67 +247,28 @@ func (t *Trainer) GRPOStep() (*StepStats, error) {
 	G := g.NumGenerations
 	st := &StepStats{Step: t.Step + 1, RewardNames: t.Rew.Names()}
 	t0 := time.Now()
-	slots, err := t.Feed.Next()
+	slots, prompts, err := t.nextBatch(st)
 	if err != nil {
 		return nil, err
 	}
-	prompts, err := t.prompts(slots)
+	r, err := t.rollout(st, slots, prompts, G, g.Temperature)
 	if err != nil {
 		return nil, err
 	}
-	st.Times.Data = time.Since(t0)
-
-	// Rollouts: the policy that generates is the current one; with LoRA
-	// the adapters are on.
-	t1 := time.Now()
-	comps, err := t.Gen.Generate(prompts, G, t.sampleOpts(g.Temperature))
-	if err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
-	}
-	st.Times.Rollout = time.Since(t1)
+	rewards := r.total
 
 	t2 := time.Now()
-	items := make([]grpo.Item, len(comps))
-	seqs := make([]Seq, len(comps))
-	mask := make([][]float64, len(comps))
-	for i, c := range comps {
-		slot := slots[i/G]
-		items[i] = Item(slot.Rec, t.P.Completion(c))
+	seqs := make([]Seq, len(r.comps))
+	mask := make([][]float64, len(r.comps))
+	for i, c := range r.comps {
 		seqs[i] = Seq{Prompt: prompts[i/G].Tokens, Clip: prompts[i/G].Audio[0], Comp: c}
 		st.ForwardTokens += g.NumIterations * (len(prompts[i/G].Tokens) + len(c))
 		mask[i] = make([]float64, len(c))
-		stopped := t.P.Stopped(c)
-		if !stopped {
-			st.Truncated++
-		}
-		if stopped || !g.MaskTruncated {
+		if r.stopped[i] || !g.MaskTruncated {
 			for k := range mask[i] {
 				mask[i][k] = 1
 			}
 		}
-		st.CompTokens += len(c)
-		st.MaxCompLen = max(st.MaxCompLen, len(c))
-		if ans, ok := score.Extract(items[i].Completion, score.FallbackNone); ok && score.Correct(cfg.Data.AnswerRule, ans, slot.Rec.Answer, slot.Rec.Choices) {
-			st.Correct++
-		}
-	}
-	perFunc := t.Rew.Score(items)
-	rewards, err := grpo.CombineRewards(perFunc, t.Rew.Weights)
-	if err != nil {
-		return nil, err
-	}
-	st.Completions = len(comps)
-	st.RewardSum = make([]float64, len(t.Rew.Funcs))
-	st.RewardSqSum = make([]float64, len(t.Rew.Funcs))
-	for i, r := range perFunc {
-		for f, v := range r {
-			if !math.IsNaN(v) {
-				st.RewardSum[f] += v
-				st.RewardSqSum[f] += v * v
-			}
-		}
-		st.TotalSum += rewards[i]
-		st.TotalSqSum += rewards[i] * rewards[i]
 	}
 	adv, err := t.advantages(rewards, G)
 	if err != nil {
@@ -252,7 +288,7 @@ func (t *Trainer) GRPOStep() (*StepStats, error) {
 			}
 		}
 	}
-	st.Times.Reward = time.Since(t2)
+	st.Times.Reward += time.Since(t2)
 
 	lc := cfg.LossConfig()
 	lc.NumProcesses = t.Comm.Size()
@@ -458,14 +494,11 @@ func (t *Trainer) sftGrad(seqs []Seq) (float64, int, error) {
 func (t *Trainer) SFTStep() (*StepStats, error) {
 	st := &StepStats{Step: t.Step + 1}
 	t0 := time.Now()
-	slots, err := t.Feed.Next()
+	slots, prompts, err := t.nextBatch(st)
 	if err != nil {
 		return nil, err
 	}
-	prompts, err := t.prompts(slots)
-	if err != nil {
-		return nil, err
-	}
+	t1 := time.Now()
 	seqs := make([]Seq, len(slots))
 	for i, s := range slots {
 		text, err := Target(s.Rec, t.Cfg.SFT.Target)
@@ -474,7 +507,7 @@ func (t *Trainer) SFTStep() (*StepStats, error) {
 		}
 		seqs[i] = Seq{Prompt: prompts[i].Tokens, Clip: prompts[i].Audio[0], Comp: t.P.SFTTokens(text)}
 	}
-	st.Times.Data = time.Since(t0)
+	st.Times.Data += time.Since(t1)
 	if err := t.update(st, seqs, t.Opt.LR(t.Opt.Steps())); err != nil {
 		return nil, err
 	}
@@ -509,61 +542,26 @@ func (t *Trainer) update(st *StepStats, seqs []Seq, lr float64) error {
 // the iteration's (rest.learning_rates, iterations of
 // rest.steps_per_iteration steps).
 func (t *Trainer) ReSTStep() (*StepStats, error) {
-	cfg, r := t.Cfg, t.Cfg.ReST
+	r := t.Cfg.ReST
 	st := &StepStats{Step: t.Step + 1, RewardNames: t.Rew.Names()}
 	t0 := time.Now()
-	slots, err := t.Feed.Next()
+	slots, prompts, err := t.nextBatch(st)
 	if err != nil {
 		return nil, err
 	}
-	prompts, err := t.prompts(slots)
+	ro, err := t.rollout(st, slots, prompts, r.Samples, t.Cfg.GRPO.Temperature)
 	if err != nil {
 		return nil, err
 	}
-	st.Times.Data = time.Since(t0)
-	t1 := time.Now()
-	comps, err := t.Gen.Generate(prompts, r.Samples, t.sampleOpts(cfg.GRPO.Temperature))
-	if err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
-	}
-	st.Times.Rollout = time.Since(t1)
-	items := make([]grpo.Item, len(comps))
-	for i, c := range comps {
-		items[i] = Item(slots[i/r.Samples].Rec, t.P.Completion(c))
-		st.CompTokens += len(c)
-		st.MaxCompLen = max(st.MaxCompLen, len(c))
-		if !t.P.Stopped(c) {
-			st.Truncated++
-		}
-	}
-	perFunc := t.Rew.Score(items)
-	total, err := grpo.CombineRewards(perFunc, t.Rew.Weights)
-	if err != nil {
-		return nil, err
-	}
-	st.Completions = len(comps)
-	st.RewardSum = make([]float64, len(t.Rew.Funcs))
-	st.RewardSqSum = make([]float64, len(t.Rew.Funcs))
+	comps := ro.comps
 	var seqs []Seq
-	for k, s := range slots {
+	for k := range slots {
 		lo := k * r.Samples
 		usable := make([]bool, r.Samples)
 		for j := range usable {
-			i := lo + j
-			for f, v := range perFunc[i] {
-				st.RewardSum[f] += v
-				st.RewardSqSum[f] += v * v
-			}
-			st.TotalSum += total[i]
-			st.TotalSqSum += total[i] * total[i]
-			ans, ok := score.Extract(items[i].Completion, score.FallbackNone)
-			correct := ok && score.Correct(cfg.Data.AnswerRule, ans, s.Rec.Answer, s.Rec.Choices)
-			if correct {
-				st.Correct++
-			}
-			usable[j] = correct && t.P.Stopped(comps[i])
+			usable[j] = ro.correct[lo+j] && ro.stopped[lo+j]
 		}
-		for _, j := range restKeep(usable, total[lo:lo+r.Samples], r.Keep, r.TopK) {
+		for _, j := range restKeep(usable, ro.total[lo:lo+r.Samples], r.Keep, r.TopK) {
 			seqs = append(seqs, Seq{Prompt: prompts[k].Tokens, Clip: prompts[k].Audio[0], Comp: comps[lo+j]})
 		}
 	}

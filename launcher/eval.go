@@ -205,24 +205,24 @@ func runEvalJobs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var todo []evalTask
+	var pending []evalTask
 	for _, t := range tasks {
 		if _, err := os.Stat(t.done()); err == nil && !c.Bool("redo") {
 			fmt.Printf("skip  %-12s %-24s %s exists\n", t.bench, t.label, t.done())
 			continue
 		}
-		todo = append(todo, t)
+		pending = append(pending, t)
 	}
-	fmt.Printf("%d evaluation(s): %d to run, %d done already\n", len(tasks), len(todo), len(tasks)-len(todo))
+	fmt.Printf("%d evaluation(s): %d to run, %d done already\n", len(tasks), len(pending), len(tasks)-len(pending))
 	if local {
-		return runEvalLocal(c, tasks, todo)
+		return runEvalLocal(c, tasks, pending)
 	}
-	return writeEvalArray(c, todo)
+	return writeEvalArray(c, pending)
 }
 
-func writeEvalArray(c *cli.Context, todo []evalTask) error {
+func writeEvalArray(c *cli.Context, pending []evalTask) error {
 	cfg := c.String("config")
-	if len(todo) == 0 {
+	if len(pending) == 0 {
 		fmt.Println("nothing to submit: every evaluation has its results (--redo runs them again)")
 		return nil
 	}
@@ -238,7 +238,7 @@ func writeEvalArray(c *cli.Context, todo []evalTask) error {
 		return err
 	}
 	s.MaxParallel = c.Int("max-parallel")
-	for _, t := range todo {
+	for _, t := range pending {
 		done := t.done()
 		if c.Bool("redo") {
 			done = ""
@@ -254,17 +254,17 @@ func writeEvalArray(c *cli.Context, todo []evalTask) error {
 	if err := writeScript(s, out); err != nil {
 		return err
 	}
-	for i, t := range todo {
+	for i, t := range pending {
 		fmt.Printf("task %-3d %-12s %-24s -> %s\n", i, t.bench, t.label, t.out)
 	}
 	fmt.Printf("wrote %s: a job array of %d task(s), each %d node(s) x %d GPU(s); submit from this directory with: sbatch %s\n",
-		out, len(todo), s.Nodes, s.GPUsPerNode, out)
+		out, len(pending), s.Nodes, s.GPUsPerNode, out)
 	return nil
 }
 
 // runEvalLocal runs each task with launcher run, then prints every task's
 // tables side by side.
-func runEvalLocal(c *cli.Context, all, todo []evalTask) error {
+func runEvalLocal(c *cli.Context, all, pending []evalTask) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -277,8 +277,8 @@ func runEvalLocal(c *cli.Context, all, todo []evalTask) error {
 	if nproc < 1 {
 		return cli.Exit(fmt.Sprintf("--nproc %d: need at least 1 rank", nproc), 2)
 	}
-	for i, t := range todo {
-		fmt.Printf("== eval %d/%d: %s on %s -> %s\n", i+1, len(todo), t.label, t.bench, t.out)
+	for i, t := range pending {
+		fmt.Printf("== eval %d/%d: %s on %s -> %s\n", i+1, len(pending), t.label, t.bench, t.out)
 		args := t.args(c.String("config"), c.StringSlice("set"))
 		args[0] = worker
 		cmd := exec.Command(self, append([]string{"run", "--nproc", fmt.Sprint(nproc), "--"}, args...)...)

@@ -374,7 +374,7 @@ func (r *predRow) label(keys ...string) (string, error) {
 		if json.Unmarshal(v, &n) == nil {
 			return n.String(), nil
 		}
-		return "", r.errorf("%q must be a string or a number, not %s", k, jsonKind(v))
+		return "", r.errorf("%q must be a string or a number, not %s", k, sources.JSONKind(v))
 	}
 	return "", nil
 }
@@ -387,7 +387,7 @@ func (r *predRow) str(key string) (s string, ok bool, err error) {
 		return "", false, nil
 	}
 	if json.Unmarshal(v, &s) != nil || isNull(v) {
-		return "", true, r.errorf("%q must be a string, not %s", key, jsonKind(v))
+		return "", true, r.errorf("%q must be a string, not %s", key, sources.JSONKind(v))
 	}
 	return s, true, nil
 }
@@ -412,12 +412,12 @@ func (r *predRow) strList(key string, required bool) ([]string, error) {
 	}
 	var items []json.RawMessage
 	if json.Unmarshal(v, &items) != nil {
-		return nil, r.errorf("%q must be a list of strings, not %s", key, jsonKind(v))
+		return nil, r.errorf("%q must be a list of strings, not %s", key, sources.JSONKind(v))
 	}
 	out := make([]string, len(items))
 	for i, it := range items {
 		if json.Unmarshal(it, &out[i]) != nil || isNull(it) {
-			return nil, r.errorf("%q: item %d must be a string, not %s", key, i, jsonKind(it))
+			return nil, r.errorf("%q: item %d must be a string, not %s", key, i, sources.JSONKind(it))
 		}
 	}
 	return out, nil
@@ -432,27 +432,6 @@ func (r *predRow) errorf(format string, args ...any) error {
 }
 
 func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
-
-// jsonKind names a raw value's JSON type for error messages.
-func jsonKind(v json.RawMessage) string {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 {
-		return "nothing"
-	}
-	switch v[0] {
-	case '"':
-		return "a string"
-	case '{':
-		return "an object"
-	case '[':
-		return "a list"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
 
 // loadPredRows reads a prediction file: a JSON array of objects, or one
 // JSON object per line (blank lines ignored); the first non-space byte
@@ -511,7 +490,7 @@ func (r *predRow) decode(data []byte) error {
 		if errors.As(err, &se) {
 			return fmt.Errorf("%s: invalid JSON: %w", r.loc, err)
 		}
-		return fmt.Errorf("%s: want a JSON object, found %s", r.loc, jsonKind(data))
+		return fmt.Errorf("%s: want a JSON object, found %s", r.loc, sources.JSONKind(data))
 	}
 	if v, ok := r.m["id"]; ok {
 		var s string

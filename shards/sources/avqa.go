@@ -61,7 +61,7 @@ func avqaR1(r *record, s Sample) (Sample, error) {
 		// video_name stays in Extra; here it only names the audio file.
 		name, ok := scalarText(r.m["video_name"])
 		if !ok || name == "" {
-			return s, Malformed(`"video_name" must be a non-empty string, not %s`, kindOf(r.m["video_name"]))
+			return s, Malformed(`"video_name" must be a non-empty string, not %s`, JSONKind(r.m["video_name"]))
 		}
 		s.Audio = name + ".wav"
 	default:

@@ -77,7 +77,7 @@ func conversationQA(r *record) (question, answer string, err error) {
 	v, _ := r.take("conversations")
 	var turns []map[string]json.RawMessage
 	if v[0] != '[' || json.Unmarshal(v, &turns) != nil {
-		return "", "", Malformed(`"conversations" must be a list of {"from", "value"} objects, not %s`, kindOf(v))
+		return "", "", Malformed(`"conversations" must be a list of {"from", "value"} objects, not %s`, JSONKind(v))
 	}
 	role := func(t map[string]json.RawMessage) string {
 		s, _ := scalarText(bytes.TrimSpace(t["from"]))

@@ -107,12 +107,12 @@ func jsonlAnswer(r *record, s *Sample) error {
 	if v, ok := r.take("choices"); ok {
 		var list []json.RawMessage
 		if v[0] != '[' || json.Unmarshal(v, &list) != nil {
-			return Malformed(`"choices" must be a list of strings, not %s`, kindOf(v))
+			return Malformed(`"choices" must be a list of strings, not %s`, JSONKind(v))
 		}
 		for i, it := range list {
 			var c string
 			if it = bytes.TrimSpace(it); len(it) == 0 || it[0] != '"' || json.Unmarshal(it, &c) != nil {
-				return Malformed(`"choices": item %d must be a string, not %s`, i, kindOf(it))
+				return Malformed(`"choices": item %d must be a string, not %s`, i, JSONKind(it))
 			}
 			choices = append(choices, c)
 		}
@@ -162,7 +162,7 @@ func jsonlCategory(r *record, s *Sample) error {
 	}
 	var list []string
 	if v[0] != '[' || json.Unmarshal(v, &list) != nil {
-		return Malformed(`"category" must be a string or a list of strings, not %s`, kindOf(v))
+		return Malformed(`"category" must be a string or a list of strings, not %s`, JSONKind(v))
 	}
 	s.Categories = list
 	return nil
@@ -175,7 +175,7 @@ func jsonlMeta(r *record) (map[string]string, error) {
 	}
 	var m map[string]json.RawMessage
 	if v[0] != '{' || json.Unmarshal(v, &m) != nil {
-		return nil, Malformed(`"meta" must be an object, not %s`, kindOf(v))
+		return nil, Malformed(`"meta" must be an object, not %s`, JSONKind(v))
 	}
 	var out map[string]string
 	for k, x := range m {

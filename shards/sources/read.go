@@ -146,7 +146,7 @@ func decodeObject(data []byte) (*record, error) {
 			_, col := lineCol(data, syntaxPos(data, se))
 			return nil, Malformed("invalid JSON at column %d: %v", col, err)
 		}
-		return nil, Malformed("expected a JSON object, found %s", kindOf(data))
+		return nil, Malformed("expected a JSON object, found %s", JSONKind(data))
 	}
 	if m == nil {
 		return nil, Malformed("expected a JSON object, found null")
@@ -173,8 +173,9 @@ func salvageID(data []byte) string {
 	return string(m[1])
 }
 
-// kindOf names the JSON type of a raw value for error messages.
-func kindOf(v []byte) string {
+// JSONKind names the JSON type of a raw value for error messages ("a
+// string", "an object", "null", ...).
+func JSONKind(v []byte) string {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
 		return "nothing"
@@ -253,7 +254,7 @@ func (r *record) text(key string) (string, bool, error) {
 	}
 	s, ok := scalarText(v)
 	if !ok {
-		return "", true, Malformed("%q must be a string, not %s", key, kindOf(v))
+		return "", true, Malformed("%q must be a string, not %s", key, JSONKind(v))
 	}
 	return s, true, nil
 }
@@ -281,7 +282,7 @@ func (r *record) str(key string) (string, bool, error) {
 	}
 	var s string
 	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
-		return "", true, Malformed("%q must be a string, not %s", key, kindOf(v))
+		return "", true, Malformed("%q must be a string, not %s", key, JSONKind(v))
 	}
 	return s, true, nil
 }
@@ -295,7 +296,7 @@ func (r *record) id(key string) (string, bool, error) {
 	}
 	s, ok := scalarText(v)
 	if !ok {
-		return "", true, Malformed("%q must be a string or a number, not %s", key, kindOf(v))
+		return "", true, Malformed("%q must be a string or a number, not %s", key, JSONKind(v))
 	}
 	return s, true, nil
 }
@@ -308,13 +309,13 @@ func (r *record) textList(key string) ([]string, bool, error) {
 	}
 	var items []json.RawMessage
 	if v[0] != '[' || json.Unmarshal(v, &items) != nil {
-		return nil, true, Malformed("%q must be a list of strings, not %s", key, kindOf(v))
+		return nil, true, Malformed("%q must be a list of strings, not %s", key, JSONKind(v))
 	}
 	out := make([]string, len(items))
 	for i, it := range items {
 		s, ok := scalarText(bytes.TrimSpace(it))
 		if !ok {
-			return nil, true, Malformed("%q: item %d must be a string, not %s", key, i, kindOf(it))
+			return nil, true, Malformed("%q: item %d must be a string, not %s", key, i, JSONKind(it))
 		}
 		out[i] = s
 	}
@@ -387,7 +388,7 @@ func (r *record) audio(keys ...string) (string, error) {
 			return *obj.Path, nil
 		}
 	}
-	return "", Malformed("%q must be an audio path (a string or an object with \"path\"), not %s", key, kindOf(v))
+	return "", Malformed("%q must be an audio path (a string or an object with \"path\"), not %s", key, JSONKind(v))
 }
 
 // extra returns the fields no accessor took: strings as they are, numbers as
@@ -470,7 +471,7 @@ func answerFromValue(key string, v json.RawMessage, choices []string) (int, erro
 	}
 	s, ok := scalarText(v)
 	if !ok {
-		return -1, Malformed("%q must be a choice index or text, not %s", key, kindOf(v))
+		return -1, Malformed("%q must be a choice index or text, not %s", key, JSONKind(v))
 	}
 	if i, err := exactChoice(s, choices); err == nil {
 		return i, nil

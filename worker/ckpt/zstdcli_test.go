@@ -12,12 +12,11 @@ import (
 // checks every frame (`zstd -t`) and decompresses to the raw blocks —
 // the byte planes of each block, back to back — which unshuffle to the
 // saved values. This checks the literal-only frames against an encoder-
-// independent decoder. Skipped where the zstd command is missing
-// (Debian: apt-get install zstd).
+// independent decoder (Debian's zstd, which make deps installs).
 func TestZstdToolReadsContainer(t *testing.T) {
 	bin, err := exec.LookPath("zstd")
 	if err != nil {
-		t.Skip("zstd command not installed")
+		t.Fatalf("the zstd command is missing: run `make deps` (Debian package zstd)")
 	}
 	// Weight-like values, constant runs (RLE), zeros and a short last
 	// block, at a level with and one without the LZ encoder, shuffled and not.

@@ -18,7 +18,6 @@ import (
 	"earl/worker/ckpt"
 	"earl/worker/model"
 	"earl/worker/score"
-	"earl/worker/tokenizer"
 )
 
 // Prediction is one line of an eval's predictions JSONL.
@@ -67,15 +66,7 @@ func Eval(ctx context.Context, dev kernels.Device, cfg *Config, comm collective.
 		return nil, fmt.Errorf("eval.shards: %w", err)
 	}
 	defer data.Close()
-	mc, err := model.LoadConfig(cfg.Model.Path)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := tokenizer.LoadDir(cfg.Model.Path)
-	if err != nil {
-		return nil, fmt.Errorf("model.path %s: tokenizer: %w", cfg.Model.Path, err)
-	}
-	p, err := NewPrompter(tok, mc, cfg.Data)
+	p, err := loadPrompter(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -38,10 +38,9 @@ type Trainer struct {
 	Log io.Writer
 }
 
-// Setup loads the model (and its reference), tokenizer and data for a
-// training config on one rank. The model weights come from dir (the
-// config's model path, or a checkpoint's weights directory on resume).
-func Setup(dev kernels.Device, cfg *Config, comm collective.Comm, dir string, data *shards.Dir) (*Trainer, error) {
+// loadPrompter reads the model's config and tokenizer from model.path and
+// makes the prompt builder of the data settings.
+func loadPrompter(cfg *Config) (*Prompter, error) {
 	mc, err := model.LoadConfig(cfg.Model.Path)
 	if err != nil {
 		return nil, err
@@ -53,6 +52,17 @@ func Setup(dev kernels.Device, cfg *Config, comm collective.Comm, dir string, da
 	p, err := NewPrompter(tok, mc, cfg.Data)
 	if err != nil {
 		return nil, fmt.Errorf("model.path %s: %w", cfg.Model.Path, err)
+	}
+	return p, nil
+}
+
+// Setup loads the model (and its reference), tokenizer and data for a
+// training config on one rank. The model weights come from dir (the
+// config's model path, or a checkpoint's weights directory on resume).
+func Setup(dev kernels.Device, cfg *Config, comm collective.Comm, dir string, data *shards.Dir) (*Trainer, error) {
+	p, err := loadPrompter(cfg)
+	if err != nil {
+		return nil, err
 	}
 	t := &Trainer{Cfg: cfg, Comm: comm, P: p}
 	b := cfg.Train.PromptsPerRank

@@ -63,6 +63,24 @@ func warmModel(t testing.TB, data string) string {
 	return out
 }
 
+// runSplit runs cfg to step mid, then starts it again to step end, which
+// must resume from mid's checkpoint.
+func runSplit(t *testing.T, cfg *Config, mid, end int) {
+	t.Helper()
+	cfg.Train.MaxSteps = mid
+	if err := Run(context.Background(), cpu.New(), cfg, solo{}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Train.MaxSteps = end
+	var log strings.Builder
+	if err := Run(context.Background(), cpu.New(), cfg, solo{}, Options{Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "resuming from "+ckpt.StepDir(cfg.RunDir, mid)) {
+		t.Fatalf("the second run did not resume from step %d:\n%s", mid, log.String())
+	}
+}
+
 func TestResumeIsExact(t *testing.T) {
 	data := synthShards(t, "loudness", 12, 3, audio.Qwen25Omni)
 	dir := warmModel(t, data.Path)
@@ -71,18 +89,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	split := grpoConfig(t, dir, data.Path)
-	split.Train.MaxSteps = 3
-	if err := Run(context.Background(), cpu.New(), split, solo{}, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	split.Train.MaxSteps = 6
-	var log strings.Builder
-	if err := Run(context.Background(), cpu.New(), split, solo{}, Options{Log: &log}); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(log.String(), "resuming from") {
-		t.Fatalf("the second run did not resume:\n%s", log.String())
-	}
+	runSplit(t, split, 3, 6)
 	a, err := ckpt.LoadWeights(ckpt.StepDir(straight.RunDir, 6))
 	if err != nil {
 		t.Fatal(err)
